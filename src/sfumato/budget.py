@@ -1,0 +1,110 @@
+"""The budget: how much each pixel may change before a person notices.
+
+Two kinds. ``linf`` is the plain bound every published tool uses: each pixel may move by at most
+``eps``. ``jnd`` gives each pixel its own allowance from a just-noticeable-difference model of the
+eye, the classic luminance-adaptation plus texture-masking model (Chou and Li 1995, combined as in
+Yang et al. 2005): busy texture hides changes, flat colour and smooth gradients do not, so the
+perturbation goes where it cannot be seen instead of where it shows (the top complaint about Glaze
+and Nightshade). The allowance is then capped by ``eps`` so the two kinds stay comparable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from sfumato.quality import luminance
+
+KINDS = ("jnd", "linf")
+
+# Intensity presets. linf: the L-inf bound on [0, 1] images. jnd: a multiple of the eye's
+# visibility threshold per pixel, capped at an L-inf bound.
+INTENSITY: dict[str, dict[str, dict[str, float]]] = {
+    "linf": {
+        "low": {"eps": 4 / 255},
+        "default": {"eps": 6 / 255},
+        "high": {"eps": 10 / 255},
+    },
+    "jnd": {
+        "low": {"scale": 0.45, "eps": 6 / 255},
+        "default": {"scale": 0.6, "eps": 10 / 255},
+        "high": {"scale": 1.0, "eps": 16 / 255},
+    },
+}
+LUMINANCE_CAP = 5.0  # 0..255 units: Chou-Li allows up to 20 in black areas, which shows on good screens
+MIN_ALLOWANCE = 0.5 / 255  # even the flattest pixel may move by rounding noise
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What the optimiser may change: ``allowance(x)`` is the per-pixel L-inf bound."""
+
+    kind: str = "jnd"
+    eps: float = 10 / 255
+    scale: float = 0.6
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"budget kind must be one of {KINDS}, not {self.kind!r}")
+        if not 0 < self.eps <= 0.25:
+            raise ValueError(f"eps must be in (0, 0.25] on [0, 1] images, not {self.eps}")
+
+    def allowance(self, rgb: torch.Tensor) -> torch.Tensor:
+        """Per-pixel bound (B, 1, H, W) for images (B, 3, H, W) in [0, 1]."""
+        if self.kind == "linf":
+            return torch.full_like(rgb[:, :1], self.eps)
+        jnd = jnd_map(rgb) / 255
+        return (self.scale * jnd).clamp(MIN_ALLOWANCE, self.eps)
+
+    def describe(self) -> dict[str, float | str]:
+        out: dict[str, float | str] = {
+            "kind": self.kind,
+            "eps": round(self.eps, 6),
+            "eps_255": round(self.eps * 255, 3),
+        }
+        if self.kind == "jnd":
+            out["jnd_scale"] = self.scale
+        return out
+
+
+def make_budget(
+    intensity: str = "default", kind: str = "jnd", eps: float | None = None, scale: float | None = None
+) -> Budget:
+    """A preset, with optional explicit overrides of its bound and (jnd) threshold multiple."""
+    if kind not in INTENSITY:
+        raise ValueError(f"budget kind must be one of {KINDS}, not {kind!r}")
+    if intensity not in INTENSITY[kind]:
+        raise ValueError(f"intensity must be one of {sorted(INTENSITY[kind])}, not {intensity!r}")
+    preset = dict(INTENSITY[kind][intensity])
+    if eps is not None:
+        preset["eps"] = eps
+    if scale is not None:
+        preset["scale"] = scale
+    return Budget(kind=kind, eps=preset["eps"], scale=preset.get("scale", 1.0))
+
+
+def _box(x: torch.Tensor, size: int) -> torch.Tensor:
+    pad = size // 2
+    return F.avg_pool2d(F.pad(x, (pad, pad, pad, pad), mode="replicate"), size, stride=1)
+
+
+def jnd_map(rgb: torch.Tensor) -> torch.Tensor:
+    """Visibility threshold (B, 1, H, W) in 0..255 units.
+
+    Luminance adaptation: changes hide in dark areas (Weber's law towards bright ones).
+    Texture masking: proportional to the local gradient activity around the pixel.
+    """
+    y = luminance(rgb) * 255
+    bg = _box(y, 5)
+    dark = 17 * (1 - torch.sqrt(bg.clamp_min(0) / 127)) + 3
+    bright = 3 / 128 * (bg - 127) + 3
+    t_lum = torch.where(bg <= 127, dark, bright).clamp(max=LUMINANCE_CAP)
+    gx = y[..., :, 1:] - y[..., :, :-1]
+    gy = y[..., 1:, :] - y[..., :-1, :]
+    grad = F.pad(gx.abs(), (0, 1, 0, 0)) + F.pad(gy.abs(), (0, 0, 0, 1))
+    activity = _box(grad, 5)
+    alpha = 0.0001 * bg + 0.115  # Chou-Li's masking slope grows with background luminance
+    t_tex = alpha * activity
+    return t_lum + t_tex - 0.3 * torch.minimum(t_lum, t_tex)

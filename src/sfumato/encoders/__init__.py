@@ -1,0 +1,53 @@
+"""The image encoders sfumato attacks: the latent encoders of real generator families.
+
+``load_encoder("flux2")`` gives the tiny FLUX.2 encoder; a path to any TAESD-layout
+``*_encoder.pth`` or (with the ``diffusers`` extra) to a local ``AutoencoderKL`` folder works too.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from sfumato.encoders.base import ImageEncoder
+from sfumato.encoders.tiny import TINY_DECODERS, TINY_ENCODERS, TinyDecoder, TinyEncoder, load_state_dict
+
+__all__ = ["ImageEncoder", "TinyDecoder", "TinyEncoder", "load_decoder", "load_encoder", "TINY_ENCODERS"]
+
+
+def _resolve(name: str, files: dict[str, str], weights_dir: str | Path | None) -> tuple[Path, str]:
+    from sfumato.encoders.weights import find_weights
+
+    path = Path(name)
+    if path.suffix == ".pth" and path.exists():
+        return path, path.stem.replace("_encoder", "").replace("_decoder", "")
+    if name not in files and not name.endswith(".pth"):
+        raise ValueError(f"unknown encoder {name!r}; choose one of {sorted(files)} or give a .pth path")
+    return find_weights(files.get(name, name), weights_dir), name
+
+
+@lru_cache(maxsize=16)
+def _load_encoder_cached(name: str, weights_dir: str | None) -> ImageEncoder:
+    path = Path(name)
+    if path.is_dir():
+        from sfumato.encoders.diffusers_vae import DiffusersEncoder
+
+        return DiffusersEncoder(path)
+    file, short = _resolve(name, TINY_ENCODERS, weights_dir)
+    return TinyEncoder(load_state_dict(file), name=short)
+
+
+def load_encoder(name: str, weights_dir: str | Path | None = None) -> ImageEncoder:
+    """Load (once per process) an encoder by short name, checkpoint path or diffusers folder."""
+    return _load_encoder_cached(str(name), None if weights_dir is None else str(weights_dir))
+
+
+@lru_cache(maxsize=8)
+def _load_decoder_cached(name: str, weights_dir: str | None) -> TinyDecoder:
+    file, short = _resolve(name, TINY_DECODERS, weights_dir)
+    return TinyDecoder(load_state_dict(file), name=short)
+
+
+def load_decoder(name: str = "flux2", weights_dir: str | Path | None = None) -> TinyDecoder:
+    """Load (once per process) the tiny decoder of a latent family."""
+    return _load_decoder_cached(str(name), None if weights_dir is None else str(weights_dir))

@@ -1,0 +1,81 @@
+"""``inspect``: the effect report for any original/protected pair, with or without sfumato's sidecar."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sfumato.encoders import load_decoder, load_encoder
+from sfumato.imageio import load_image
+from sfumato.protect import MEASURE_ENCODERS, load_measure_encoders
+from sfumato.report import effect_report
+from sfumato.targets import fit_to, latent_style_transfer, style_target
+
+
+def sidecar_path(protected: Path) -> Path:
+    """Where sfumato writes the report of an output: beside it, ``.json`` appended."""
+    return protected.with_name(protected.name + ".json")
+
+
+def _target_from_sidecar(
+    original: torch.Tensor, sidecar: dict[str, Any], weights_dir: str | Path | None
+) -> tuple[torch.Tensor | None, str | None]:
+    settings = sidecar.get("settings", {})
+    h, w = original.shape[-2:]
+    if settings.get("target_file"):
+        path = Path(settings["target_file"])
+        if not path.exists():
+            return None, f"target image {path} named in the sidecar is missing"
+        return fit_to(load_image(path).rgb[None], h, w), None
+    if settings.get("style_image"):
+        path = Path(settings["style_image"])
+        if not path.exists():
+            return None, f"style image {path} named in the sidecar is missing"
+        return latent_style_transfer(
+            original,
+            load_image(path).rgb[None],
+            load_encoder("flux2", weights_dir),
+            load_decoder("flux2", weights_dir),
+        ), None
+    if sidecar.get("style"):
+        return style_target(original, sidecar["style"], int(settings.get("seed", 0))), None
+    return None, "the sidecar names no target"
+
+
+def inspect(
+    original: str | Path,
+    protected: str | Path,
+    *,
+    target: str | Path | None = None,
+    weights_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Quality and latent figures for a pair of files.
+
+    The target (what the latents should have moved toward) comes from ``target``, else from the
+    protected file's sidecar (anchor file, or style and seed), else only the latent shift is reported.
+    """
+    a, b = load_image(original), load_image(protected)
+    if a.size != b.size:
+        raise ValueError(f"{original} is {a.size[0]}x{a.size[1]} but {protected} is {b.size[0]}x{b.size[1]}")
+    x, y = a.rgb[None], b.rgb[None]
+    note = None
+    side = sidecar_path(Path(protected))
+    sidecar = json.loads(side.read_text()) if side.exists() else {}
+    attacked = tuple(sidecar.get("settings", {}).get("encoders", ()))
+    if target is not None:
+        t: torch.Tensor | None = fit_to(load_image(target).rgb[None], *x.shape[-2:])
+    elif sidecar:
+        t, note = _target_from_sidecar(x, sidecar, weights_dir)
+    else:
+        t, note = None, "no target given and no sidecar found: only the latent shift is reported"
+    encoders = load_measure_encoders(
+        [load_encoder(n, weights_dir) for n in attacked or MEASURE_ENCODERS[:1]], weights_dir
+    )
+    out: dict[str, Any] = {"original": str(original), "protected": str(protected)}
+    out.update(effect_report(x, y, t, encoders, attacked))
+    if note:
+        out["note"] = note
+    return out

@@ -1,0 +1,303 @@
+"""The two protections, as a Python API: ``shade`` (concept poisoning) and ``cloak`` (style cloaking).
+
+Both take a PIL image, a tensor or a file path, and return the protected image (same kind as the
+input) with a report. They share one engine: choose a target image, attack the encoders within the
+budget, quantise to 8 bits as a saved file would be, and measure the effect on every encoder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from sfumato.budget import make_budget
+from sfumato.encoders import ImageEncoder, load_decoder, load_encoder
+from sfumato.encoders.weights import WeightsNotFoundError
+from sfumato.imageio import LoadedImage, load_image, to_tensor
+from sfumato.optimise import OVERLAP, SPEED, TILE, Ensemble, protect_tensor
+from sfumato.report import effect_report
+from sfumato.targets import auto_style, fit_to, latent_style_transfer, style_target
+
+MEASURE_ENCODERS = ("flux2", "sana")  # always measured when available, attacked or not (transfer)
+ImageLike = Image.Image | torch.Tensor | str | Path
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that determines a protected output; its ``key`` decides whether a rerun can skip."""
+
+    mode: str
+    encoders: tuple[str, ...] = ("flux2",)
+    encoder_weights: tuple[float, ...] = ()
+    intensity: str = "default"
+    budget: str = "jnd"
+    eps: float | None = None
+    jnd_scale: float | None = None
+    speed: str = "default"
+    steps: int | None = None
+    seed: int = 0
+    tile: int = TILE
+    style: str | None = None
+    style_image: str | None = None
+    concept: str | None = None
+    as_concept: str | None = None
+    target_file: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v not in (None, ())}
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Protected:
+    """A protected image, the target it was pulled toward, and its report."""
+
+    image: Any
+    tensor: torch.Tensor
+    target: torch.Tensor
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then the CPU."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if device not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device must be auto, cpu, cuda or mps, not {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda asked for, but PyTorch sees no CUDA GPU")
+    return torch.device(device)
+
+
+def _as_loaded(image: ImageLike) -> tuple[LoadedImage, str]:
+    """Normalise any accepted input to a LoadedImage plus a tag saying how to hand the result back."""
+    if isinstance(image, (str, Path)):
+        return load_image(image), "path"
+    if isinstance(image, Image.Image):
+        alpha = None
+        grey = image.mode in ("L", "LA")
+        if image.mode in ("RGBA", "LA"):
+            alpha = to_tensor(image.getchannel("A").convert("RGB"))[:1]
+        rgb = to_tensor(image.convert("RGB"))
+        return LoadedImage(Path("<PIL image>"), rgb, alpha, grey, image.info.get("icc_profile"), None), "pil"
+    if isinstance(image, torch.Tensor):
+        t = image.detach().float().cpu()
+        if t.dim() == 4 and t.shape[0] == 1:
+            t = t[0]
+        if t.dim() != 3 or t.shape[0] != 3:
+            raise ValueError(f"tensor images must be (3, H, W) or (1, 3, H, W), got {tuple(image.shape)}")
+        if t.min() < 0 or t.max() > 1:
+            raise ValueError("tensor images must hold values in [0, 1]")
+        return LoadedImage(Path("<tensor>"), t, None, False, None, None), "tensor"
+    raise TypeError(f"expected a PIL image, a tensor or a path, got {type(image).__name__}")
+
+
+def _hand_back(loaded: LoadedImage, rgb: torch.Tensor, kind: str) -> Any:
+    if kind == "tensor":
+        return rgb
+    from sfumato.imageio import to_pil
+
+    pil = to_pil(rgb)
+    if loaded.greyscale:
+        pil = pil.convert("L")
+    if loaded.alpha is not None:
+        pil.putalpha(to_pil(loaded.alpha.expand(3, -1, -1)).convert("L"))
+    return pil
+
+
+def load_measure_encoders(
+    attacked: Sequence[ImageEncoder], weights_dir: str | Path | None
+) -> list[ImageEncoder]:
+    """The attacked encoders plus every other known one whose weights are at hand."""
+    found = list(attacked)
+    names = {e.name for e in found}
+    for name in MEASURE_ENCODERS:
+        if name in names:
+            continue
+        try:
+            found.append(load_encoder(name, weights_dir))
+        except (WeightsNotFoundError, OSError, ValueError):
+            continue
+    return found
+
+
+def _engine(
+    loaded: LoadedImage,
+    target: torch.Tensor,
+    settings: Settings,
+    *,
+    device: str,
+    weights_dir: str | Path | None,
+    progress: ProgressFn | None,
+    extra_report: dict[str, Any],
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    started = time.perf_counter()
+    dev = resolve_device(device)
+    encoders = [load_encoder(name, weights_dir).to(dev) for name in settings.encoders]
+    ensemble = Ensemble(encoders, list(settings.encoder_weights), bf16=dev.type != "mps")
+    budget = make_budget(settings.intensity, settings.budget, settings.eps, settings.jnd_scale)
+    speed = SPEED[settings.speed] if settings.speed in SPEED else None
+    if speed is None:
+        raise ValueError(f"speed must be one of {sorted(SPEED)}, not {settings.speed!r}")
+    steps = settings.steps or int(speed["steps"])
+    x = loaded.rgb[None].to(dev)
+    allowance = budget.allowance(x)
+    delta = protect_tensor(
+        x,
+        target.to(dev),
+        ensemble,
+        allowance,
+        steps=steps,
+        lr=speed["lr"],
+        shared_channels=loaded.greyscale,
+        seed=settings.seed,
+        tile=settings.tile,
+        overlap=OVERLAP,
+        progress=progress,
+    )
+    protected = ((x + delta) * 255).round().clamp(0, 255).cpu() / 255
+    seconds = time.perf_counter() - started
+    measure = [e.to("cpu") for e in load_measure_encoders(encoders, weights_dir)]
+    report = {
+        "settings": settings.as_dict(),
+        "settings_key": settings.key(),
+        "budget": budget.describe(),
+        "steps": steps,
+        "device": str(dev),
+        "size": list(loaded.size),
+        "seconds": round(seconds, 2),
+        **extra_report,
+        "effect": effect_report(loaded.rgb[None], protected, target.cpu(), measure, settings.encoders),
+        "notes": list(loaded.notes),
+    }
+    return protected[0], report
+
+
+def shade(
+    image: ImageLike,
+    target: ImageLike,
+    *,
+    concept: str | None = None,
+    as_concept: str | None = None,
+    encoders: Sequence[str] = ("flux2",),
+    encoder_weights: Sequence[float] = (),
+    intensity: str = "default",
+    budget: str = "jnd",
+    eps: float | None = None,
+    speed: str = "default",
+    steps: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    weights_dir: str | Path | None = None,
+    progress: ProgressFn | None = None,
+) -> Protected:
+    """Concept poisoning: make ``image`` (of ``concept``) encode like ``target`` (an ``as_concept`` photo).
+
+    The anchor is fitted to the source's size and aspect ratio by cover-resize and centre crop.
+    """
+    loaded, kind = _as_loaded(image)
+    anchor, _ = _as_loaded(target)
+    h, w = loaded.rgb.shape[-2:]
+    fitted = fit_to(anchor.rgb[None], h, w)
+    settings = Settings(
+        mode="shade",
+        encoders=tuple(encoders),
+        encoder_weights=tuple(encoder_weights),
+        intensity=intensity,
+        budget=budget,
+        eps=eps,
+        speed=speed,
+        steps=steps,
+        seed=seed,
+        concept=concept,
+        as_concept=as_concept,
+        target_file=str(target) if isinstance(target, (str, Path)) else None,
+    )
+    rgb, report = _engine(
+        loaded,
+        fitted,
+        settings,
+        device=device,
+        weights_dir=weights_dir,
+        progress=progress,
+        extra_report={"caption": concept} if concept else {},
+    )
+    return Protected(_hand_back(loaded, rgb, kind), rgb, fitted, report)
+
+
+def cloak(
+    image: ImageLike,
+    style: str = "auto",
+    *,
+    style_image: ImageLike | None = None,
+    encoders: Sequence[str] = ("flux2",),
+    encoder_weights: Sequence[float] = (),
+    intensity: str = "default",
+    budget: str = "jnd",
+    eps: float | None = None,
+    speed: str = "default",
+    steps: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    weights_dir: str | Path | None = None,
+    progress: ProgressFn | None = None,
+) -> Protected:
+    """Style cloaking: pull the artwork's latents toward the same picture in a different style.
+
+    ``style`` is a built-in style name or ``"auto"``; ``style_image`` instead transfers the look of
+    a reference image in the FLUX.2 latent space.
+    """
+    loaded, kind = _as_loaded(image)
+    x = loaded.rgb[None]
+    extra: dict[str, Any] = {}
+    if style_image is not None:
+        reference, _ = _as_loaded(style_image)
+        target = latent_style_transfer(
+            x, reference.rgb[None], load_encoder("flux2", weights_dir), load_decoder("flux2", weights_dir)
+        )
+        chosen = None
+    else:
+        chosen = style
+        if style == "auto":
+            chosen, distances = auto_style(x, load_encoder(encoders[0], weights_dir), seed)
+            extra["style_distances"] = {k: round(v, 5) for k, v in distances.items()}
+        target = style_target(x, chosen, seed)
+        extra["style"] = chosen
+    settings = Settings(
+        mode="cloak",
+        encoders=tuple(encoders),
+        encoder_weights=tuple(encoder_weights),
+        intensity=intensity,
+        budget=budget,
+        eps=eps,
+        speed=speed,
+        steps=steps,
+        seed=seed,
+        style=style if style_image is None else None,
+        style_image=str(style_image) if isinstance(style_image, (str, Path)) else None,
+    )
+    rgb, report = _engine(
+        loaded,
+        target,
+        settings,
+        device=device,
+        weights_dir=weights_dir,
+        progress=progress,
+        extra_report=extra,
+    )
+    return Protected(_hand_back(loaded, rgb, kind), rgb, target, report)

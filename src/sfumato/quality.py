@@ -1,0 +1,90 @@
+"""What a person may notice: image-quality figures for a protected image against its original."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import kornia
+import torch
+import torch.nn.functional as F
+
+FLAT_STD = 3.0 / 255  # local luminance spread below which a region reads as flat colour or a smooth gradient
+FLAT_WINDOW = 9
+_BAND = 512  # rows per band, so SSIM and flatness stay in bounded memory on very large images
+
+
+def luminance(rgb: torch.Tensor) -> torch.Tensor:
+    """Rec. 601 luma of (B, 3, H, W) RGB, as (B, 1, H, W)."""
+    w = torch.tensor([0.299, 0.587, 0.114], dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
+    return (rgb * w).sum(1, keepdim=True)
+
+
+def local_std(y: torch.Tensor, window: int) -> torch.Tensor:
+    """Standard deviation of ``y`` (B, 1, H, W) over a square window, same size as ``y``."""
+    pad = window // 2
+    yp = F.pad(y, (pad, pad, pad, pad), mode="replicate")
+    mean = F.avg_pool2d(yp, window, stride=1)
+    mean_sq = F.avg_pool2d(yp * yp, window, stride=1)
+    return (mean_sq - mean * mean).clamp_min(0).sqrt()
+
+
+def flat_mask(rgb: torch.Tensor) -> torch.Tensor:
+    """Boolean (B, 1, H, W): pixels in flat or smoothly graded regions, where changes show most."""
+    return local_std(luminance(rgb), FLAT_WINDOW) < FLAT_STD
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11) -> float:
+    """Mean SSIM over valid windows, computed in row bands so a 4096 px image fits in memory."""
+    h = a.shape[-2]
+    halo = window // 2
+    total, count = 0.0, 0
+    for top in range(halo, h - halo, _BAND):
+        bottom = min(top + _BAND, h - halo)  # centre rows [top, bottom) of this band
+        m = kornia.metrics.ssim(
+            a[..., top - halo : bottom + halo, :],
+            b[..., top - halo : bottom + halo, :],
+            window,
+            padding="valid",
+        )
+        total += float(m.sum())
+        count += m.numel()
+    return total / max(count, 1)
+
+
+@dataclass
+class Quality:
+    """Per-image visibility figures (changes in 0..255 units)."""
+
+    psnr_db: float
+    ssim: float
+    max_change: float
+    mean_change: float
+    flat_fraction: float
+    flat_mean_change: float
+    textured_mean_change: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: round(v, 4) for k, v in asdict(self).items()}
+
+
+def measure_quality(original: torch.Tensor, protected: torch.Tensor) -> Quality:
+    """Compare two (3, H, W) or (1, 3, H, W) images in [0, 1]."""
+    a = original.reshape(1, *original.shape[-3:]).float()
+    b = protected.reshape(1, *protected.shape[-3:]).float()
+    diff = (b - a).abs()
+    mse = float(diff.square().mean())
+    psnr = 10 * math.log10(1 / mse) if mse > 0 else float("inf")
+    per_pixel = diff.mean(1, keepdim=True) * 255
+    flat = flat_mask(a)
+    n_flat = int(flat.sum())
+    n_tex = flat.numel() - n_flat
+    return Quality(
+        psnr_db=psnr,
+        ssim=ssim(a, b),
+        max_change=float(diff.max()) * 255,
+        mean_change=float(per_pixel.mean()),
+        flat_fraction=n_flat / flat.numel(),
+        flat_mean_change=float(per_pixel[flat].sum()) / n_flat if n_flat else 0.0,
+        textured_mean_change=float(per_pixel[~flat].sum()) / n_tex if n_tex else 0.0,
+    )

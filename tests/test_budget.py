@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tests.conftest import photo
 
 from sfumato.budget import INTENSITY, Budget, jnd_map, make_budget
 from sfumato.imageio import to_tensor
 from sfumato.quality import flat_mask
-from tests.conftest import photo
 
 
 def test_linf_gives_every_pixel_the_same_bound():

@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tests.conftest import photo
 from torch import nn
 
 from sfumato.encoders import load_decoder, load_encoder
 from sfumato.encoders.tiny import TinyEncoder
 from sfumato.imageio import to_tensor
-from tests.conftest import photo
 
 
 def test_real_checkpoints_load_strictly(weights_dir):

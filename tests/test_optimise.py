@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import torch
+from tests.conftest import photo
 
 from sfumato.encoders import load_encoder
 from sfumato.imageio import to_tensor
 from sfumato.optimise import Ensemble, attack, encode_tiled, latent_distance, protect_tensor, tile_grid
 from sfumato.targets import fit_to
-from tests.conftest import photo
 
 
 def _pair(size=(128, 96)):

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tests.conftest import VANGOGH, photo
 
 import sfumato
 from sfumato.imageio import to_tensor
 from sfumato.targets import choose_anchor, fit_to, latent_style_transfer
-from tests.conftest import VANGOGH, photo
 
 FAST = dict(steps=2, device="cpu")
 
@@ -22,7 +22,7 @@ def test_shade_returns_same_kind_and_size_with_a_report(dog, cat, weights_dir):
     assert lat["flux2"]["attacked"] and not lat["sana"]["attacked"]
     assert lat["flux2"]["fraction_moved"] > 0.02
     q = r["effect"]["quality"]
-    assert q["psnr_db"] > 30 and q["max_change"] <= 10.5
+    assert q["psnr_db"] > 33 and q["max_change"] <= 6.5  # default jnd cap 6/255, plus rounding
 
 
 def test_results_are_reproducible(dog, cat, weights_dir):
@@ -35,7 +35,7 @@ def test_tensor_in_tensor_out_and_linf_budget(dog, cat, weights_dir):
     x = to_tensor(dog)
     out = sfumato.shade(x, to_tensor(cat), budget="linf", intensity="low", weights_dir=weights_dir, **FAST)
     assert isinstance(out.image, torch.Tensor) and out.image.shape == x.shape
-    assert (out.image - x).abs().max() <= 4 / 255 + 1 / 255  # bound plus 8-bit rounding
+    assert (out.image - x).abs().max() <= 3.5 / 255 + 1e-6  # low linf bound 3/255 plus 8-bit rounding
 
 
 def test_greyscale_stays_grey_and_alpha_is_kept(dog, cat, weights_dir):

@@ -173,6 +173,7 @@ def _engine(
     protected = ((x + delta) * 255).round().clamp(0, 255).cpu() / 255
     seconds = time.perf_counter() - started
     measure = [e.to("cpu") for e in load_measure_encoders(encoders, weights_dir)]
+    effect = effect_report(loaded.rgb[None], protected, target.cpu(), measure, settings.encoders)
     report = {
         "settings": settings.as_dict(),
         "settings_key": settings.key(),
@@ -181,8 +182,9 @@ def _engine(
         "device": str(dev),
         "size": list(loaded.size),
         "seconds": round(seconds, 2),
+        "seconds_measuring": round(time.perf_counter() - started - seconds, 2),
         **extra_report,
-        "effect": effect_report(loaded.rgb[None], protected, target.cpu(), measure, settings.encoders),
+        "effect": effect,
         "notes": list(loaded.notes),
     }
     return protected[0], report
@@ -202,6 +204,7 @@ def shade(
     speed: str = "default",
     steps: int | None = None,
     seed: int = 0,
+    tile: int = TILE,
     device: str = "auto",
     weights_dir: str | Path | None = None,
     progress: ProgressFn | None = None,
@@ -224,6 +227,7 @@ def shade(
         speed=speed,
         steps=steps,
         seed=seed,
+        tile=tile,
         concept=concept,
         as_concept=as_concept,
         target_file=str(target) if isinstance(target, (str, Path)) else None,
@@ -253,6 +257,7 @@ def cloak(
     speed: str = "default",
     steps: int | None = None,
     seed: int = 0,
+    tile: int = TILE,
     device: str = "auto",
     weights_dir: str | Path | None = None,
     progress: ProgressFn | None = None,
@@ -288,6 +293,7 @@ def cloak(
         speed=speed,
         steps=steps,
         seed=seed,
+        tile=tile,
         style=style if style_image is None else None,
         style_image=str(style_image) if isinstance(style_image, (str, Path)) else None,
     )

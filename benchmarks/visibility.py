@@ -141,8 +141,9 @@ def main() -> int:
                 "linf_moved": float(np.mean([p["linf_moved"] for p in per_image])) if per_image else None,
             }
         )
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(
+    out = RESULTS / "quick" if args.quick else RESULTS
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(
         json.dumps({"settings": settings, "rows": rows, "comparison": comparison}, indent=1)
     )
     lines = [
@@ -165,7 +166,7 @@ def main() -> int:
             f"| {c['intensity']} | {c['images_compared']} | {f(c['psnr_db'])} | {f(c['jnd_flat_change'])} | "
             f"{f(c['linf_flat_change'])} | {f(c['jnd_moved'])} | {f(c['linf_moved'])} |"
         )
-    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

@@ -54,11 +54,14 @@ def test_shared_channels_give_a_grey_perturbation(weights_dir):
     assert torch.equal(d[:, 0], d[:, 1]) and torch.equal(d[:, 1], d[:, 2])
 
 
-def test_tile_grid_covers_with_overlap():
-    starts = tile_grid(1400, 512, 64)
-    assert starts[0] == 0 and starts[-1] + 512 == 1400
-    assert all(b - a <= 512 - 64 for a, b in zip(starts, starts[1:], strict=False))
-    assert tile_grid(300, 512, 64) == [0]
+def test_tile_grid_covers_with_overlap_and_few_tiles():
+    for length in (600, 768, 1024, 1400, 4096):
+        starts, size = tile_grid(length, 512, 64)
+        assert starts[0] == 0 and starts[-1] + size == length
+        assert all(b - a <= size - 64 for a, b in zip(starts, starts[1:], strict=False))
+        assert size <= 512 + 64
+    assert tile_grid(1024, 512, 64) == ([0, 480], 544)
+    assert tile_grid(300, 512, 64) == ([0], 300)
 
 
 def test_tiled_protection_stays_in_budget_and_is_deterministic(weights_dir):

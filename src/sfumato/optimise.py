@@ -147,13 +147,17 @@ def attack(
     )
 
 
-def tile_grid(length: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of ``tile`` px covering ``length`` with at least ``overlap`` px shared."""
-    if length <= tile:
-        return [0]
-    n = math.ceil((length - overlap) / (tile - overlap))
-    starts = [round(i * (length - tile) / (n - 1)) for i in range(n)]
-    return starts
+def tile_grid(length: int, tile: int, overlap: int) -> tuple[list[int], int]:
+    """Tile starts and the tile size covering ``length`` with neighbours sharing ``overlap`` px.
+
+    ``tile`` is the nominal size; tiles grow by up to ``overlap`` so that as few as possible cover
+    the side exactly (1024 px takes two 544 px tiles, not three of 512).
+    """
+    if length <= tile + overlap:
+        return [0], length
+    n = math.ceil((length - overlap) / tile)
+    size = math.ceil((length + (n - 1) * overlap) / n)
+    return [round(i * (length - size) / (n - 1)) for i in range(n)], size
 
 
 def _feather(h: int, w: int, top: bool, bottom: bool, left: bool, right: bool, overlap: int) -> torch.Tensor:
@@ -190,7 +194,7 @@ def protect_tensor(
 ) -> torch.Tensor:
     """Attack ``x`` (1, 3, H, W) toward ``target``'s latents, tile by tile; returns the perturbation."""
     h, w = x.shape[-2:]
-    tops, lefts = tile_grid(h, tile, overlap), tile_grid(w, tile, overlap)
+    (tops, tile_h), (lefts, tile_w) = tile_grid(h, tile, overlap), tile_grid(w, tile, overlap)
     total = len(tops) * len(lefts) * steps
     if len(tops) == 1 and len(lefts) == 1:
         with torch.no_grad():
@@ -213,7 +217,7 @@ def protect_tensor(
     done = 0
     for i, top in enumerate(tops):
         for j, left in enumerate(lefts):
-            box = (..., slice(top, top + tile), slice(left, left + tile))
+            box = (..., slice(top, top + tile_h), slice(left, left + tile_w))
             with torch.no_grad():
                 z_target = ensemble.encode(target[box])
 

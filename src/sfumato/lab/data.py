@@ -1,0 +1,315 @@
+"""Datasets and captions for the lab: CIFAR-10 read straight from its zip, image folders, splits.
+
+Images are kept as uint8 tensors (N, 3, H, W); ``LabeledImages.labels`` index into
+``LabeledImages.classes`` and ``names`` records where each image came from.
+
+Captions: every class has training words (:data:`SYNONYMS`) and held-out related words (:data:`RELATED`,
+never used in a training caption, for the bleed-through evaluation). A training caption is a random
+template of :data:`TEMPLATES` filled with a random training word and its article
+("a picture of an airplane"); the evaluation prompt is :func:`prompt_for` ("a photo of a dog").
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import re
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+CIFAR_CLASSES: list[str] = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
+
+#: Words used in training captions, per class (the class name is always one of them).
+SYNONYMS: dict[str, list[str]] = {
+    "airplane": ["airplane", "plane"],
+    "automobile": ["car", "automobile"],
+    "bird": ["bird"],
+    "cat": ["cat"],
+    "deer": ["deer"],
+    "dog": ["dog"],
+    "frog": ["frog"],
+    "horse": ["horse"],
+    "ship": ["ship", "boat"],
+    "truck": ["truck"],
+}
+
+#: Related words held out of every training caption: prompts for measuring bleed-through.
+RELATED: dict[str, list[str]] = {
+    "airplane": ["jet", "airliner"],
+    "automobile": ["sports car", "sedan"],
+    "bird": ["sparrow", "finch"],
+    "cat": ["kitten", "tabby"],
+    "deer": ["fawn", "stag"],
+    "dog": ["puppy", "hound"],
+    "frog": ["toad", "bullfrog"],
+    "horse": ["pony", "stallion"],
+    "ship": ["ferry", "sailboat"],
+    "truck": ["lorry", "dump truck"],
+}
+
+#: Caption templates; ``{}`` takes the word with its article ("a dog", "an airplane").
+TEMPLATES: list[str] = [
+    "a photo of {}",
+    "a picture of {}",
+    "an image of {}",
+    "a close-up photo of {}",
+    "a low-resolution photo of {}",
+    "a blurry photo of {}",
+    "a cropped photo of {}",
+    "a bright photo of {}",
+    "a dark photo of {}",
+    "a small photo of {}",
+]
+
+#: The evaluation template (also one of the training templates).
+PROMPT_TEMPLATE = TEMPLATES[0]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+Rng = random.Random | np.random.Generator | torch.Generator
+
+
+def with_article(word: str) -> str:
+    """``"dog"`` -> ``"a dog"``, ``"airplane"`` -> ``"an airplane"``."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
+def prompt_for(word: str) -> str:
+    """The evaluation prompt for a class name or any word: ``"a photo of a dog"``."""
+    return PROMPT_TEMPLATE.format(with_article(word))
+
+
+def _choice(rng: Rng, options: Sequence[str]) -> str:
+    if isinstance(rng, np.random.Generator):
+        return options[int(rng.integers(len(options)))]
+    if isinstance(rng, torch.Generator):
+        return options[int(torch.randint(len(options), (1,), generator=rng))]
+    return rng.choice(list(options))
+
+
+def caption_for(label_or_word: int | str, rng: Rng) -> str:
+    """A random training caption.
+
+    An int is a CIFAR-10 label (index into :data:`CIFAR_CLASSES`); a class name draws one of its
+    :data:`SYNONYMS`; any other word is used as it is. ``rng`` is a ``random.Random``, a numpy
+    ``Generator`` or a ``torch.Generator``.
+    """
+    if isinstance(label_or_word, (int, np.integer)) or (
+        isinstance(label_or_word, torch.Tensor) and label_or_word.ndim == 0
+    ):
+        word = CIFAR_CLASSES[int(label_or_word)]
+    else:
+        word = str(label_or_word)
+    words = SYNONYMS.get(word, [word])
+    return _choice(rng, TEMPLATES).format(with_article(_choice(rng, words)))
+
+
+def captions_for(labels: torch.Tensor | Sequence[int], classes: Sequence[str], seed: int = 0) -> list[str]:
+    """Deterministic training captions for ``labels`` that index into ``classes``."""
+    rng = random.Random(seed)
+    return [caption_for(classes[int(label)], rng) for label in labels]
+
+
+def contains_word(text: str, word: str) -> bool:
+    """Whether ``word`` (a word or phrase) occurs in ``text`` as whole words, ignoring case."""
+    return re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text, flags=re.IGNORECASE) is not None
+
+
+@dataclass
+class LabeledImages:
+    """Images with class labels: ``images`` uint8 (N, 3, H, W), ``labels`` long (N,) into ``classes``."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    names: list[str]
+
+    def __post_init__(self) -> None:
+        n = self.images.shape[0]
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4 or self.images.shape[1] != 3:
+            raise ValueError(
+                f"images must be uint8 (N, 3, H, W), got {self.images.dtype} {tuple(self.images.shape)}"
+            )
+        if self.labels.shape != (n,) or len(self.names) != n:
+            raise ValueError(f"{n} images but {tuple(self.labels.shape)} labels and {len(self.names)} names")
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def subset(self, index: torch.Tensor | Sequence[int]) -> LabeledImages:
+        """The images at ``index`` (same classes)."""
+        idx = torch.as_tensor(index, dtype=torch.long)
+        return LabeledImages(
+            self.images[idx], self.labels[idx], list(self.classes), [self.names[int(i)] for i in idx]
+        )
+
+    def counts(self) -> dict[str, int]:
+        """Images per class."""
+        found = torch.bincount(self.labels, minlength=len(self.classes)).tolist()
+        return dict(zip(self.classes, found, strict=True))
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="image", disable=not enabled, dynamic_ncols=True)
+
+
+def _ordered_classes(found: set[str]) -> list[str]:
+    known = [c for c in CIFAR_CLASSES if c in found]
+    return known + sorted(found - set(known))
+
+
+def _choose_classes(available: list[str], classes: Sequence[str] | None, where: str) -> list[str]:
+    if classes is None:
+        return available
+    chosen = list(classes)
+    unknown = [c for c in chosen if c not in available]
+    if unknown:
+        raise ValueError(f"unknown classes {unknown} in {where}; available: {available}")
+    if len(set(chosen)) != len(chosen):
+        raise ValueError(f"duplicate classes in {chosen}")
+    return chosen
+
+
+def _slice(members: list[str], cls: str, per_class: int | None, offset: int, where: str) -> list[str]:
+    if offset < 0 or (per_class is not None and per_class < 0):
+        raise ValueError("offset and per_class must be >= 0")
+    stop = len(members) if per_class is None else offset + per_class
+    if stop > len(members) or offset > len(members):
+        raise ValueError(f"class {cls!r} in {where} has {len(members)} images; asked for [{offset}, {stop})")
+    return members[offset:stop]
+
+
+def _stack(arrays: list[np.ndarray], names: list[str]) -> torch.Tensor:
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        raise ValueError(f"images differ in size ({sorted(shapes)[:3]}...); pass size= to resize them")
+    if not arrays:
+        return torch.zeros((0, 3, 0, 0), dtype=torch.uint8)
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def load_cifar(
+    zip_path: str | Path,
+    split: str = "train",
+    classes: Sequence[str] | None = None,
+    per_class: int | None = None,
+    offset: int = 0,
+    progress: bool = True,
+) -> LabeledImages:
+    """CIFAR-10 images read straight from the zip (members ``<split>/<class>/NNNN.jpg``).
+
+    Deterministic: members are taken in sorted name order, class by class in the order of ``classes``
+    (default: all ten in the standard order), images ``[offset, offset + per_class)`` of each class
+    (default: all from ``offset``), so disjoint ranges give disjoint sets. ``labels`` index into the
+    returned ``classes``. A tqdm bar shows for more than 1,000 images.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    zip_path = Path(zip_path)
+    with zipfile.ZipFile(zip_path) as archive:
+        by_class: dict[str, list[str]] = {}
+        for name in archive.namelist():
+            parts = name.split("/")
+            if len(parts) == 3 and parts[0] == split and parts[2].lower().endswith(IMAGE_SUFFIXES):
+                by_class.setdefault(parts[1], []).append(name)
+        if not by_class:
+            raise ValueError(f"no {split}/<class>/<image> members in {zip_path}")
+        where = f"{zip_path}:{split}"
+        chosen = _choose_classes(_ordered_classes(set(by_class)), classes, where)
+        members: list[str] = []
+        labels: list[int] = []
+        for label, cls in enumerate(chosen):
+            picked = _slice(sorted(by_class[cls]), cls, per_class, offset, where)
+            members += picked
+            labels += [label] * len(picked)
+        arrays = []
+        with _progress(len(members), f"cifar {split}", progress and len(members) > 1000) as bar:
+            for name in members:
+                with Image.open(io.BytesIO(archive.read(name))) as img:
+                    arrays.append(np.asarray(img.convert("RGB")))
+                bar.update(1)
+    return LabeledImages(_stack(arrays, members), torch.tensor(labels, dtype=torch.long), chosen, members)
+
+
+def _cover(img: Image.Image, size: int) -> Image.Image:
+    return ImageOps.fit(img, (size, size), method=Image.Resampling.BICUBIC, centering=(0.5, 0.5))
+
+
+def load_image_folder(
+    root: str | Path,
+    size: int | None = None,
+    classes: Sequence[str] | None = None,
+    progress: bool = True,
+) -> LabeledImages:
+    """Images from ``root/<class>/*.{png,jpg,jpeg,webp}``, one subfolder per class.
+
+    Classes are the subfolders holding at least one image, sorted (CIFAR-10 names first, in the
+    standard order), or ``classes`` in the order given. With ``size`` every image is resized to cover
+    ``size`` x ``size`` and centre-cropped; without it all images must share one size. ``names`` are
+    paths relative to ``root``.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder {root} does not exist")
+
+    def images_in(folder: Path) -> list[Path]:
+        return sorted(
+            p
+            for p in folder.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+        )
+
+    found = {d.name: images_in(d) for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")}
+    available = _ordered_classes({c for c, files in found.items() if files})
+    if classes is not None:
+        available = _ordered_classes(set(found))
+    chosen = _choose_classes(available, classes, str(root))
+    if not chosen:
+        raise ValueError(f"no class subfolders with images ({', '.join(IMAGE_SUFFIXES)}) in {root}")
+    files = [(label, f) for label, cls in enumerate(chosen) for f in found[cls]]
+    arrays = []
+    with _progress(len(files), root.name, progress and len(files) > 1000) as bar:
+        for _, path in files:
+            with Image.open(path) as img:
+                rgb = ImageOps.exif_transpose(img).convert("RGB")
+            arrays.append(np.asarray(_cover(rgb, size) if size else rgb))
+            bar.update(1)
+    names = [p.relative_to(root).as_posix() for _, p in files]
+    labels = torch.tensor([label for label, _ in files], dtype=torch.long)
+    return LabeledImages(_stack(arrays, names), labels, chosen, names)
+
+
+def split_indices(n: int, fractions: Sequence[float], seed: int = 0) -> list[torch.Tensor]:
+    """Split ``range(n)`` at random (seeded) into parts of the given fractions, each sorted.
+
+    Part ``i`` holds ``round(n * sum(fractions[:i+1])) - round(n * sum(fractions[:i]))`` indices, so
+    fractions summing to 1 cover every index; a smaller sum leaves the rest out.
+    """
+    if any(f < 0 for f in fractions) or sum(fractions) > 1 + 1e-9:
+        raise ValueError(f"fractions must be >= 0 and sum to at most 1, got {list(fractions)}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    bounds = [0]
+    total = 0.0
+    for f in fractions:
+        total += f
+        bounds.append(min(n, round(n * total)))
+    return [order[a:b].sort().values for a, b in zip(bounds[:-1], bounds[1:], strict=True)]

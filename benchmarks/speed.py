@@ -48,6 +48,18 @@ def plan(quick: bool) -> tuple[list[tuple[int, int, str, int]], list[int]]:
     return cells, [0, 1024, 2048, 4096]
 
 
+def _own_peak_mib() -> float:
+    """This process's own peak resident set. On Linux ``ru_maxrss`` of a child started by fork+exec
+    inherits the parent's high-water mark, so read ``VmHWM``, which belongs to the new image alone."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def probe(size: int) -> None:
     """Child process: one ``shade`` with ``steps=1`` at size x size; print the peak RSS."""
     import sfumato
@@ -64,7 +76,7 @@ def probe(size: int) -> None:
         out = sfumato.shade(src, anchor, steps=1, device="cpu", weights_dir=C.WEIGHTS)
         seconds = out.report["seconds"]
     wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _own_peak_mib()
     print(
         "PROBE "
         + json.dumps(
@@ -273,6 +285,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smoke run: 256 px, one image, small memory probes")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default 0: torch's choice)")
     ap.add_argument("--render-only", action="store_true", help="rewrite the Markdown from the saved JSON")
+    ap.add_argument("--memory-only", action="store_true", help="rerun only the memory probes")
+    ap.add_argument("--memory-sizes", default="", help="with --memory-only: comma list of sizes to rerun")
     ap.add_argument("--memory-probe", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.threads > 0:
@@ -282,7 +296,17 @@ def main() -> None:
         return
     out = C.out_dir(args.quick)
     path = out / f"{NAME}.json"
-    data = C.read_json(path) if args.render_only else run(args)
+    if args.render_only:
+        data = C.read_json(path)
+    elif args.memory_only:
+        data = C.read_json(path)
+        old = {r["size"]: r for r in data.get("memory", [])}
+        sizes = [int(v) for v in args.memory_sizes.split(",") if v] or sorted(old) or [0, 1024, 2048, 4096]
+        old.update({r["size"]: r for r in memory(sizes)})
+        data["memory"] = [old[k] for k in sorted(old)]
+        data["memory_rerun"] = {"at": C.now(), "sizes": sizes}
+    else:
+        data = run(args)
     C.write_json(path, data)
     plot = make_plot(data, out / f"{NAME}.png")
     text = render(data, plot)

@@ -248,11 +248,12 @@ def protect_tensor(
 
 @torch.no_grad()
 def encode_tiled(
-    encoder: ImageEncoder, x: torch.Tensor, tile: int = 1024, halo: int = 128, direct_max: int = 2048 * 2048
+    encoder: ImageEncoder, x: torch.Tensor, tile: int = 1024, halo: int = 128, direct_max: int = 2_000_000
 ) -> torch.Tensor:
     """The latent of a whole image in bounded memory: encode overlapping tiles, keep their cores.
 
-    Images up to ``direct_max`` pixels are encoded whole. Larger ones go in tiles: the encoders are
+    Images up to ``direct_max`` pixels (2 MP: about 2 GB of activations) are encoded whole, larger
+    ones in tiles (a 2048 px image whole would need 5 GB, benchmarks/speed.py). The encoders are
     convolutional, so away from tile borders a tile's latent matches the whole image's, except
     through FLUX.2's GroupNorm statistics (about 6 % relative latent error measured at 1536 px).
     """

@@ -57,7 +57,7 @@ from torch import nn
 
 from sfumato.imageio import atomic_write_bytes
 from sfumato.lab.data import LabeledImages
-from sfumato.lab.latents import atomic_torch_save
+from sfumato.lab.storage import atomic_torch_save, trim_log
 
 CHECKPOINT = "checkpoint.pt"
 TRAIN_LOG = "train_log.jsonl"
@@ -453,19 +453,6 @@ def _evaluate(model: JudgeNet, data: LabeledImages, classes: list[str], batch: i
     return result
 
 
-def _trim_log(path: Path, upto: int) -> None:
-    if not path.exists():
-        return
-    kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            if json.loads(line).get("epoch", 0) <= upto:
-                kept.append(line)
-        except json.JSONDecodeError:
-            continue
-    path.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
-
-
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
     atomic_write_bytes(path, (json.dumps(payload, indent=2) + "\n").encode("utf-8"))
 
@@ -520,7 +507,7 @@ def train_judge(
         opt.load_state_dict(ck["optimizer"])
         start, elapsed = int(ck["epoch"]), float(ck["elapsed_s"])
         last_eval = {"overall": ck["test_accuracy"], "per_class": ck["per_class"], "n": ck["n_test"]}
-        _trim_log(log_path, start)
+        trim_log(log_path, "epoch", start)
     else:
         log_path.unlink(missing_ok=True)
         metrics_path.unlink(missing_ok=True)

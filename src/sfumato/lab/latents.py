@@ -9,7 +9,6 @@ the images themselves; it encodes in chunks, each saved as it is done, so an int
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 import shutil
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from sfumato.imageio import atomic_write_bytes
+from sfumato.lab.storage import atomic_torch_save
 
 DEFAULT_SIZE = 64
 DEFAULT_CHUNK = 2048
@@ -133,13 +132,6 @@ def cache_digest(key: str, images: torch.Tensor, encoder: torch.nn.Module, size:
 def cache_path(key: str, digest: str, encoder: torch.nn.Module, size: int, cache_dir: Path) -> Path:
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{key}-{getattr(encoder, 'name', 'encoder')}")[:80]
     return Path(cache_dir) / f"{slug}-{size}px-{digest[:16]}.pt"
-
-
-def atomic_torch_save(payload: object, path: Path) -> None:
-    """``torch.save`` that never leaves a half-written file (the lab's caches and checkpoints)."""
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _load(path: Path, digest: str, **expect: int) -> torch.Tensor | None:

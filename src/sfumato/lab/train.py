@@ -33,7 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sfumato.lab.generator import GeneratorConfig, LatentUNet, flow_matching_loss, latent_stats
-from sfumato.lab.latents import atomic_torch_save
+from sfumato.lab.storage import atomic_torch_save, trim_log
 
 CHECKPOINT = "checkpoint.pt"
 TRAIN_LOG = "train_log.jsonl"
@@ -169,20 +169,6 @@ def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
         be.copy_(bm)
 
 
-def _trim_log(path: Path, upto: int) -> None:
-    """Keep only the log lines of steps <= ``upto`` (the rest were written after the resumed checkpoint)."""
-    if not path.exists():
-        return
-    kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            if json.loads(line).get("step", 0) <= upto:
-                kept.append(line)
-        except json.JSONDecodeError:
-            continue
-    path.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
-
-
 def _check_resume(
     ck: dict[str, Any], model: LatentUNet, config: TrainConfig, fp: dict[str, Any], where: Path
 ):
@@ -257,7 +243,7 @@ def train(
         opt.load_state_dict(ck["optimizer"])
         if ck.get("meta"):
             meta_json = json.dumps({**json.loads(ck["meta"]), **(meta or {})}, default=str)
-        _trim_log(log_path, start)
+        trim_log(log_path, "step", start)
     else:
         st = stats if stats is not None else latent_stats(latents)
         model.set_latent_stats(st["mean"], st["std"])

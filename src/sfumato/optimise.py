@@ -93,6 +93,7 @@ def attack(
     progress: ProgressFn | None = None,
     transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     mom: float = 0.5,
+    on_step: Callable[[int, torch.Tensor], None] | None = None,
 ) -> AttackResult:
     """Minimise the ensemble's normalised latent distance to ``target_latents`` within ``allowance``.
 
@@ -103,6 +104,7 @@ def attack(
     ``method="momentum"`` (ours) follows the sign of a momentum of L1-normalised gradients
     (``mom``), which damps the oscillation of plain sign steps: in 48 steps it reaches the latent
     shift that the Nightshade recipe reaches in 500 (benchmarks/recipes.py).
+    ``on_step(step, delta)`` sees the perturbation after each update (benchmarks trace with it).
     """
     gen = torch.Generator().manual_seed(seed)
     channels = 1 if shared_channels else x.shape[1]
@@ -138,6 +140,9 @@ def attack(
                 g = momentum
             u -= (lr * (1 - frac) + lr / 100 * frac) * g.sign()
             u.clamp_(-1, 1)
+        if on_step is not None:
+            with torch.no_grad():
+                on_step(step + 1, torch.maximum(torch.minimum(allowance * u, hi), lo))
         if progress is not None:
             progress(step + 1, steps)
     with torch.no_grad():

@@ -140,6 +140,7 @@ def run_batch(
     quality: int = 95,
     progress: bool = True,
     verbose: bool = True,
+    robust: bool = False,
 ) -> BatchResult:
     """Protect every image in ``inputs`` (files, or folders searched recursively) into ``out_dir``.
 
@@ -147,8 +148,9 @@ def run_batch(
     one chosen per source by aspect ratio; ``concept`` is written as the caption) or ``"cloak"``
     (``style``: a built-in style name or ``"auto"``, or ``style_image``). ``eps`` is on [0, 1] images.
     ``progress`` shows tqdm bars, ``verbose`` one line per image; failures and format warnings are
-    always printed (to stderr). Raises :class:`BatchError` for problems found before starting, and
-    ``WeightsNotFoundError`` when an encoder's weights cannot be found.
+    always printed (to stderr). ``robust`` optimises through random countermeasures (JPEG, resizing,
+    ...) so the protection survives them (see :func:`sfumato.shade`). Raises :class:`BatchError` for
+    problems found before starting, and ``WeightsNotFoundError`` when an encoder's weights cannot be found.
     """
     out = Path(out_dir)
     job = _prepare(
@@ -168,6 +170,7 @@ def run_batch(
         tile=tile,
         device=device,
         weights_dir=weights_dir,
+        robust=robust,
     )
     suffix = _suffix(fmt)
     if not isinstance(quality, int) or not 1 <= quality <= 100:
@@ -231,6 +234,7 @@ def _prepare(mode: str, **o: Any) -> _Job:
         steps=o["steps"],
         seed=int(o["seed"]),
         tile=o["tile"],
+        robust=bool(o["robust"]),  # part of the settings key: a robust rerun recomputes
     )
     call: dict[str, Any] = dict(device=o["device"], weights_dir=o["weights_dir"])
 

@@ -1,4 +1,4 @@
-"""The ``sfumato`` command: ``shade``, ``cloak``, ``inspect`` and ``styles``.
+"""The ``sfumato`` command: ``shade``, ``cloak``, ``inspect``, ``styles``, ``purify`` and ``serve`` (the app).
 
 A thin layer over :func:`sfumato.batch.run_batch` and :func:`sfumato.inspect.inspect`. Exit codes:
 0 all good, 1 some files failed (listed at the end, on stderr) or a runtime problem such as missing
@@ -164,6 +164,12 @@ def _add_common_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default: 0)")
     g.add_argument(
+        "--robust",
+        action="store_true",
+        help="optimise through random JPEG, resizing, blur, noise and shifts so the protection "
+        "survives them (about 5x slower; see 'sfumato purify')",
+    )
+    g.add_argument(
         "--tile", type=_tile, default=None, metavar="PX", help="tile size for large images (default: 512)"
     )
     g.add_argument(
@@ -285,6 +291,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", type=Path, default=None, metavar="DIR", help="folder with the weight files")
     p.set_defaults(func=_cmd_inspect, subparser=p)
 
+    from sfumato.countermeasures import COUNTERMEASURES
+
+    width = max(len(n) for n in COUNTERMEASURES) + 2
+    methods = "\n".join(f"  {n:<{width}}{cm.description}" for n, cm in COUNTERMEASURES.items())
+    p = sub.add_parser(
+        "purify",
+        formatter_class=_Formatter,
+        help="apply a scraper's countermeasures (JPEG, resizing, noise, autoencoder purification)",
+        description="Apply countermeasures a scraper could use against protected images, to test how "
+        "much protection survives them. Writes OUT/<name>.png for one method, OUT/<method>/<name>.png "
+        "for several; inputs are never overwritten.",
+        epilog=f"methods:\n{methods}\n  {'all':<{width}}every method above",
+    )
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or folders")
+    p.add_argument(
+        "--method",
+        required=True,
+        action="append",
+        metavar="NAME",
+        help="countermeasure(s): a name, a comma-separated list or all (repeatable)",
+    )
+    p.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        default=Path("purified"),
+        metavar="DIR",
+        help="output folder (default: ./purified)",
+    )
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the random ones (default: 0)")
+    p.add_argument("--weights", type=Path, default=None, metavar="DIR", help="folder with the weight files")
+    p.add_argument("--quiet", action="store_true", help="no per-image lines")
+    p.set_defaults(func=_cmd_purify, subparser=p)
+
     p = sub.add_parser(
         "styles",
         formatter_class=_Formatter,
@@ -306,6 +346,53 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, metavar="N", help="random seed of the renderings")
     p.set_defaults(func=_cmd_styles, subparser=p)
+
+    p = sub.add_parser(
+        "serve",
+        formatter_class=_Formatter,
+        help="the app: a local web page that protects your images (needs sfumato[app])",
+        description="Start the artist's app: a web page on this machine where you drop images, choose "
+        "a protection and download the results. Jobs and results are kept in the data folder, so "
+        "closing the page or restarting loses nothing.",
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, this machine only; any other is reachable "
+        "from the network, with no password)",
+    )
+    p.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0 picks a free one)")
+    p.add_argument("--no-browser", action="store_true", help="do not open the page in a browser")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where jobs and results are kept (default: $SFUMATO_DATA_DIR, then the user data folder)",
+    )
+    p.add_argument(
+        "--weights", type=Path, default=None, metavar="DIR", help="folder with the encoder weight files"
+    )
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda", "mps"),
+        default="auto",
+        help="where to compute (default: auto = cuda, then mps, then cpu)",
+    )
+    p.add_argument(
+        "--threads", type=_positive_int, default=None, metavar="N", help="CPU threads for protecting"
+    )
+    p.add_argument(
+        "--max-upload-mb",
+        type=_positive_int,
+        default=64,
+        metavar="MB",
+        help="largest image file accepted (default: 64)",
+    )
+    p.set_defaults(func=_cmd_serve, subparser=p)
+    from sfumato.lab.cli import add_lab_parser
+
+    add_lab_parser(sub, _Formatter)
     return parser
 
 
@@ -353,6 +440,7 @@ def _cmd_protect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             quality=args.quality,
             progress=not args.quiet,
             verbose=not args.quiet,
+            robust=args.robust,
             **options,
         )
     except BatchError as e:
@@ -430,6 +518,29 @@ def _cmd_inspect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     return EXIT_OK
 
 
+def _cmd_purify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from sfumato.countermeasures.purify import PurifyError, purify_files
+    from sfumato.encoders.weights import ChecksumError, WeightsNotFoundError
+
+    try:
+        result = purify_files(
+            args.inputs,
+            args.out,
+            args.method,
+            seed=args.seed,
+            weights_dir=args.weights,
+            verbose=not args.quiet,
+        )
+    except PurifyError as e:
+        _error(str(e))
+        return EXIT_USAGE
+    except (WeightsNotFoundError, ChecksumError) as e:
+        _error(str(e))
+        return EXIT_FAILED
+    print(result.summary_line(), flush=True)
+    return EXIT_FAILED if result.failed else EXIT_OK
+
+
 def _cmd_styles(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     print("built-in styles (sfumato cloak --style NAME):")
     print(_style_list())
@@ -456,6 +567,32 @@ def _cmd_styles(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             continue
         print(f"  {out}")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _cmd_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port must be from 0 to 65535, not {args.port}")
+    try:
+        from sfumato.app.config import AppConfig
+        from sfumato.app.server import serve
+    except ImportError as e:
+        _error(f"the app needs the app extra ({e.name} is missing): pip install 'sfumato[app]'")
+        return EXIT_FAILED
+    config = AppConfig.make(
+        args.data_dir,
+        weights_dir=args.weights,
+        device=args.device,
+        threads=args.threads,
+        max_upload_mb=args.max_upload_mb,
+    )
+    try:
+        serve(config, host=args.host, port=args.port, open_browser=not args.no_browser)
+    except (OSError, RuntimeError, ValueError) as e:
+        _error(str(e))
+        return EXIT_FAILED
+    except KeyboardInterrupt:  # Ctrl+C is how the app is stopped: not an error
+        print("sfumato app stopped; a job in progress goes on at the next start", flush=True)
+    return EXIT_OK
 
 
 # ---------------------------------------------------------------------------------------------- main

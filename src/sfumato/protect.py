@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from sfumato.budget import make_budget
+from sfumato.countermeasures.differentiable import ROBUST_RECIPE, ROBUST_STEP_FACTOR
 from sfumato.encoders import ImageEncoder, load_decoder, load_encoder
 from sfumato.encoders.weights import WeightsNotFoundError
 from sfumato.imageio import LoadedImage, load_image, to_tensor
@@ -51,9 +52,13 @@ class Settings:
     concept: str | None = None
     as_concept: str | None = None
     target_file: str | None = None
+    robust: bool = False  # optimise through random countermeasures (countermeasures/differentiable.py)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v not in (None, ())}
+        # robust=False is left out, so outputs made before robust mode existed keep their key.
+        return {
+            k: v for k, v in asdict(self).items() if v not in (None, ()) and not (k == "robust" and not v)
+        }
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
@@ -154,7 +159,10 @@ def _engine(
     speed = SPEED[settings.speed] if settings.speed in SPEED else None
     if speed is None:
         raise ValueError(f"speed must be one of {sorted(SPEED)}, not {settings.speed!r}")
-    steps = settings.steps or int(speed["steps"])
+    # Robust mode: each step sees random draws of differentiable countermeasures (JPEG, resizing,
+    # blur, noise, shifts), and takes ROBUST_STEP_FACTOR times the preset's steps to converge.
+    factor = ROBUST_STEP_FACTOR if settings.robust else 1
+    steps = settings.steps or int(speed["steps"]) * factor
     x = loaded.rgb[None].to(dev)
     allowance = budget.allowance(x)
     delta = protect_tensor(
@@ -169,6 +177,7 @@ def _engine(
         tile=settings.tile,
         overlap=OVERLAP,
         progress=progress,
+        transform=ROBUST_RECIPE if settings.robust else None,
     )
     protected = ((x + delta) * 255).round().clamp(0, 255).cpu() / 255
     seconds = time.perf_counter() - started
@@ -183,6 +192,7 @@ def _engine(
         "size": list(loaded.size),
         "seconds": round(seconds, 2),
         "seconds_measuring": round(time.perf_counter() - started - seconds, 2),
+        **({"robust": {**ROBUST_RECIPE.describe(), "step_factor": factor}} if settings.robust else {}),
         **extra_report,
         "effect": effect,
         "notes": list(loaded.notes),
@@ -208,10 +218,13 @@ def shade(
     device: str = "auto",
     weights_dir: str | Path | None = None,
     progress: ProgressFn | None = None,
+    robust: bool = False,
 ) -> Protected:
     """Concept poisoning: make ``image`` (of ``concept``) encode like ``target`` (an ``as_concept`` photo).
 
     The anchor is fitted to the source's size and aspect ratio by cover-resize and centre crop.
+    ``robust=True`` optimises through random JPEG, resizing, blur, noise and shifts, so the latent
+    shift survives what a scraper does to the image (3x the steps with 2 draws each: 6x the encoder passes).
     """
     loaded, kind = _as_loaded(image)
     anchor, _ = _as_loaded(target)
@@ -228,6 +241,7 @@ def shade(
         steps=steps,
         seed=seed,
         tile=tile,
+        robust=robust,
         concept=concept,
         as_concept=as_concept,
         target_file=str(target) if isinstance(target, (str, Path)) else None,
@@ -261,11 +275,12 @@ def cloak(
     device: str = "auto",
     weights_dir: str | Path | None = None,
     progress: ProgressFn | None = None,
+    robust: bool = False,
 ) -> Protected:
     """Style cloaking: pull the artwork's latents toward the same picture in a different style.
 
     ``style`` is a built-in style name or ``"auto"``; ``style_image`` instead transfers the look of
-    a reference image in the FLUX.2 latent space.
+    a reference image in the FLUX.2 latent space. ``robust=True``: as in :func:`shade`.
     """
     loaded, kind = _as_loaded(image)
     x = loaded.rgb[None]
@@ -294,6 +309,7 @@ def cloak(
         steps=steps,
         seed=seed,
         tile=tile,
+        robust=robust,
         style=style if style_image is None else None,
         style_image=str(style_image) if isinstance(style_image, (str, Path)) else None,
     )

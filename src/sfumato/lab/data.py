@@ -313,3 +313,36 @@ def split_indices(n: int, fractions: Sequence[float], seed: int = 0) -> list[tor
         total += f
         bounds.append(min(n, round(n * total)))
     return [order[a:b].sort().values for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def load_captioned_folder(
+    root: str | Path, size: int = 64, seed: int = 0
+) -> tuple[torch.Tensor, list[str], list[str]]:
+    """Images under ``root`` (recursive) with their captions, for fine-tuning on any folder.
+
+    A caption is the text of the image's sidecar ``<name>.txt`` (as ``sfumato shade`` writes them), else a
+    template caption of the folder's name ("a photo of a dog" for ``dog/``). Images are cover-resized to
+    ``size``. Returns (uint8 images (N, 3, size, size), captions, problems): a file that cannot be read
+    is skipped and named in ``problems``, so one bad file does not stop a run.
+    """
+    from sfumato.imageio import ImageInputError, collect_inputs, load_image
+
+    rng = random.Random(seed)
+    arrays, captions, problems = [], [], []
+    for path, _ in collect_inputs([Path(root)]):
+        try:
+            loaded = load_image(path)
+        except ImageInputError as e:
+            problems.append(str(e))
+            continue
+        rgb = Image.fromarray((loaded.rgb.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+        arrays.append(np.asarray(_cover(rgb, size)))
+        sidecar = path.with_suffix(".txt")
+        text = sidecar.read_text(encoding="utf-8").strip() if sidecar.is_file() else ""
+        captions.append(
+            text or _choice(rng, TEMPLATES).format(with_article(path.parent.name.replace("_", " ")))
+        )
+    if not arrays:
+        raise ValueError(f"no readable images in {root}" + (f": {'; '.join(problems)}" if problems else ""))
+    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    return images, captions, problems

@@ -1,0 +1,123 @@
+"""Checking a job request from the page, and the words the page shows for each choice.
+
+The page posts JSON; anything it holds is checked here against the engine's own tables (styles,
+intensity and speed presets), so a bad request is one clear message and never a failure halfway
+through a job.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sfumato.app.db import Store, Upload
+from sfumato.app.uploads import valid_id
+from sfumato.budget import INTENSITY
+from sfumato.optimise import SPEED
+from sfumato.styles import STYLE_DESCRIPTIONS, STYLE_NAMES
+
+MODES = ("cloak", "shade")
+MAX_IMAGES = 500
+MAX_CONCEPT_CHARS = 60
+_CONCEPT = re.compile(r"^[^\x00-\x1f\x7f]+$")
+
+INTENSITY_HELP = {
+    "low": "The least visible change, for flat colour and delicate work; the weakest protection.",
+    "default": "Unnoticeable on most paintings at normal viewing (about 35 dB PSNR), with solid protection.",
+    "high": "The strongest protection; up close, a faint grain may show in smooth areas.",
+}
+SPEED_HELP = {
+    "fast": f"{int(SPEED['fast']['steps'])} encoder passes per 512 px tile: about half the time of default, "
+    "a little less protection.",
+    "default": f"{int(SPEED['default']['steps'])} passes per tile: the balance of time and protection "
+    "(about 16 s for a 512 px image on 2 cores).",
+    "thorough": f"{int(SPEED['thorough']['steps'])} passes per tile: about four times as long as default, "
+    "and the furthest latent movement for the same visibility.",
+}
+MODE_HELP = {
+    "cloak": "A model trained on these images learns a different style (like Glaze).",
+    "shade": "Photos of one thing teach a model to draw another for its name (like Nightshade).",
+}
+AUTO_HELP = "Let sfumato pick a style at a middling-to-far distance from each image (as Glaze does)."
+
+
+class JobRequestError(ValueError):
+    """A request the app cannot run; the message says which field and why."""
+
+
+@dataclass
+class JobRequest:
+    """A checked request: what :meth:`Store.create_job` records and the worker runs."""
+
+    mode: str
+    speed: str
+    images: list[Upload]
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def choices() -> dict[str, Any]:
+    """The page's menus: every choice with the sentence that says what it trades."""
+    return {
+        "modes": [{"name": m, "help": MODE_HELP[m]} for m in MODES],
+        "styles": [{"name": "auto", "help": AUTO_HELP}]
+        + [{"name": n, "help": STYLE_DESCRIPTIONS[n]} for n in STYLE_NAMES],
+        "intensities": [{"name": n, "help": INTENSITY_HELP[n]} for n in INTENSITY["jnd"]],
+        "speeds": [{"name": n, "help": SPEED_HELP[n]} for n in SPEED],
+    }
+
+
+def parse_job_request(body: object, store: Store) -> JobRequest:
+    """Check a posted job (JSON object) against the presets and the uploads on record."""
+    if not isinstance(body, dict):
+        raise JobRequestError("the request must be a JSON object")
+    mode = _choice(body, "mode", MODES, None)
+    intensity = _choice(body, "intensity", tuple(INTENSITY["jnd"]), "default")
+    speed = _choice(body, "speed", tuple(SPEED), "default")
+    images = _uploads(body, "images", store)
+    options: dict[str, Any] = {"intensity": intensity}
+    if mode == "cloak":
+        options["style"] = _choice(body, "style", ("auto", *STYLE_NAMES), "auto")
+    else:
+        options["concept"] = _concept(body, "concept")
+        options["as_concept"] = _concept(body, "as_concept")
+        if options["concept"].casefold() == options["as_concept"].casefold():
+            raise JobRequestError("the concept and the concept to teach instead must differ")
+        targets = _uploads(body, "targets", store)
+        overlap = {u.id for u in targets} & {u.id for u in images}
+        if overlap:
+            raise JobRequestError("an image cannot be both a source and a target image")
+        options["targets"] = [{"id": u.id, "name": u.name, "size": [u.width, u.height]} for u in targets]
+    return JobRequest(mode, speed, images, options)
+
+
+def _choice(body: dict[str, Any], key: str, allowed: tuple[str, ...], default: str | None) -> str:
+    value = body.get(key, default)
+    if value not in allowed:
+        raise JobRequestError(f"{key} must be one of {', '.join(allowed)}, not {value!r}")
+    return str(value)
+
+
+def _concept(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    text = value.strip() if isinstance(value, str) else ""
+    if not text:
+        raise JobRequestError(f"{key} is missing: name the concept in a word or two, e.g. dog")
+    if len(text) > MAX_CONCEPT_CHARS or not _CONCEPT.match(text):
+        raise JobRequestError(f"{key} must be a short plain phrase (at most {MAX_CONCEPT_CHARS} characters)")
+    return text
+
+
+def _uploads(body: dict[str, Any], key: str, store: Store) -> list[Upload]:
+    ids = body.get(key)
+    if not isinstance(ids, list) or not ids:
+        raise JobRequestError(f"{key} must be a non-empty list of upload ids")
+    if len(ids) > MAX_IMAGES:
+        raise JobRequestError(f"{key}: at most {MAX_IMAGES} images a job, not {len(ids)}")
+    found = []
+    for upload_id in dict.fromkeys(ids):
+        upload = store.get_upload(upload_id) if isinstance(upload_id, str) and valid_id(upload_id) else None
+        if upload is None:
+            raise JobRequestError(f"{key}: no uploaded image {upload_id!r}; upload it again")
+        found.append(upload)
+    return found

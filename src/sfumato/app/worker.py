@@ -1,0 +1,242 @@
+"""The background worker: one thread that runs the queued jobs one at a time, image by image.
+
+One at a time because the engine already uses every core it is given (the CPU budget): two jobs at
+once would each run at half speed and hold twice the memory. Every finished image is recorded in the
+database before the next starts, so a stopped server loses at most the image in progress, and a
+restarted one goes on from there (images already done are not redone).
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sfumato.app.config import AppConfig, default_threads
+from sfumato.app.db import Store
+from sfumato.app.heatmap import heat_map
+from sfumato.app.progress import Live, step_fraction
+from sfumato.app.uploads import source_path
+from sfumato.encoders.weights import ChecksumError, WeightsNotFoundError
+from sfumato.imageio import ImageInputError, atomic_write_bytes, load_image, save_image
+from sfumato.protect import Protected, cloak, shade
+from sfumato.targets import choose_anchor
+
+EventFn = Callable[[str, str, str], None]  # (event, job id, message): the server prints these
+_IDLE_WAIT = 2.0  # seconds between looks at the queue when nothing wakes the worker
+
+
+class _Interrupted(Exception):
+    """Raised from the progress callback to stop the engine: the job was cancelled or the app stops."""
+
+
+def result_path(config: AppConfig, job_id: str, idx: int) -> Path:
+    return config.jobs_dir / job_id / f"{idx}.png"
+
+
+def heat_path(config: AppConfig, job_id: str, idx: int) -> Path:
+    return config.jobs_dir / job_id / f"{idx}.heat.png"
+
+
+class Worker:
+    """Runs jobs from the store in a daemon thread; :meth:`live` tells the server what it is doing."""
+
+    def __init__(self, config: AppConfig, store: Store, on_event: EventFn | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.on_event = on_event
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._cancelled: set[str] = set()
+        self._live: Live | None = None
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    # -- control (server threads)
+
+    def start(self) -> None:
+        """Queue again what a stopped server left running, then start the thread."""
+        requeued = self.store.requeue_interrupted()
+        if requeued:
+            plural = "s" if requeued != 1 else ""
+            self._event("resumed", "", f"{requeued} interrupted job{plural} queued again")
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._loop, name="sfumato-worker", daemon=True)
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        """Ask the thread to stop after the current optimisation step, without waiting (callable from
+        the worker thread itself); the image in progress is redone at the next start."""
+        self._stopping.set()
+        self._wake.set()
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Stop and wait for the thread (at most ``timeout`` seconds: it is a daemon either way)."""
+        self.request_stop()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def notify(self) -> None:
+        """A job was queued: look at the queue now rather than at the next poll."""
+        self._wake.set()
+
+    def cancel(self, job_id: str) -> bool:
+        """Cancel a queued or running job (the running image stops at its next step)."""
+        if not self.store.cancel_job(job_id):
+            return False
+        with self._lock:
+            self._cancelled.add(job_id)
+        return True
+
+    def live(self) -> Live | None:
+        with self._lock:
+            return None if self._live is None else Live(**vars(self._live))
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- the thread
+
+    def _loop(self) -> None:
+        torch.set_num_threads(self.config.threads or default_threads())
+        while not self._stopping.is_set():
+            job_id = self.store.next_job()
+            if job_id is None:
+                self._wake.wait(_IDLE_WAIT)
+                self._wake.clear()
+                continue
+            try:
+                self._run_job(job_id)
+            except Exception as e:  # noqa: BLE001 - an unforeseen bug must not kill the worker for good
+                self._fail_rest(job_id, f"internal error: {type(e).__name__}: {e}")
+
+    def _run_job(self, job_id: str) -> None:
+        job = self.store.get_job(job_id)
+        if job is None or job["status"] not in ("queued", "running"):
+            return
+        self.store.set_job(job_id, "running")
+        n = len(job["items"])
+        for item in job["items"]:
+            if item["status"] != "queued" and item["status"] != "running":
+                continue
+            if self._stopping.is_set() or self._is_cancelled(job_id):
+                return
+            try:
+                self._run_item(job, item)
+            except _Interrupted:
+                if not self._is_cancelled(job_id):
+                    self.store.set_item(job_id, item["idx"], "queued")
+                return
+            except (WeightsNotFoundError, ChecksumError) as e:
+                self._fail_rest(job_id, str(e))
+                return
+            finally:
+                with self._lock:
+                    self._live = None
+            status = self.store.get_job(job_id)
+            done = sum(1 for i in (status or job)["items"] if i["status"] in ("done", "failed"))
+            self._event("image", job_id, f"{done}/{n} {item['name']}")
+        final = self.store.get_job(job_id)
+        if final is None or final["status"] != "running":
+            return
+        if all(i["status"] == "failed" for i in final["items"]):
+            self.store.set_job(job_id, "failed", "no image could be protected; see each image's message")
+            self._event("failed", job_id, "no image could be protected")
+        else:
+            self.store.set_job(job_id, "done")
+            failed = sum(1 for i in final["items"] if i["status"] == "failed")
+            self._event("done", job_id, f"{n - failed} protected, {failed} failed")
+
+    def _fail_rest(self, job_id: str, message: str) -> None:
+        """A missing or corrupt weight file fails every image alike: say it once, on the job, and on
+        each image not done (images already done keep their results)."""
+        job = self.store.get_job(job_id)
+        if job is None:
+            return
+        for item in job["items"]:
+            if item["status"] in ("queued", "running"):
+                self.store.set_item(job_id, item["idx"], "failed", error=message)
+        self.store.set_job(job_id, "failed", message)
+        self._event("failed", job_id, message)
+
+    def _run_item(self, job: dict[str, Any], item: dict[str, Any]) -> None:
+        job_id, idx = job["id"], item["idx"]
+        started = time.time()
+        with self._lock:
+            self._live = Live(job_id, idx, started)
+        self.store.set_item(job_id, idx, "running")
+        source = source_path(self.config, item["upload_id"])
+        try:
+            loaded = load_image(source)
+            protected = self._protect(job, item, source, loaded.size)
+            out = result_path(self.config, job_id, idx)
+            warnings = save_image(loaded, protected.tensor, out, forbidden=[source])
+            heat, visibility = heat_map(loaded.rgb, protected.tensor)
+            buf = io.BytesIO()
+            heat.save(buf, format="PNG")
+            atomic_write_bytes(heat_path(self.config, job_id, idx), buf.getvalue())
+        except ImageInputError as e:
+            self.store.set_item(job_id, idx, "failed", error=f"{item['name']} {e.problem}")
+            return
+        except (OSError, ValueError, RuntimeError) as e:
+            if isinstance(e, (WeightsNotFoundError, ChecksumError)):
+                raise
+            self.store.set_item(job_id, idx, "failed", error=f"{item['name']} could not be protected: {e}")
+            return
+        report = {
+            "input": item["name"],
+            **protected.report,
+            "visibility": visibility,
+            "warnings": warnings,
+        }
+        self.store.set_item(job_id, idx, "done", seconds=round(time.time() - started, 3), report=report)
+
+    def _protect(
+        self, job: dict[str, Any], item: dict[str, Any], source: Path, size: tuple[int, int]
+    ) -> Protected:
+        options = job["options"]
+        common: dict[str, Any] = dict(
+            intensity=options["intensity"],
+            speed=job["speed"],
+            device=self.config.device,
+            weights_dir=self.config.weights_dir,
+            progress=self._progress_callback(job["id"]),
+        )
+        if job["mode"] == "cloak":
+            return cloak(str(source), options["style"], **common)
+        anchors = [
+            (source_path(self.config, t["id"]), (t["size"][0], t["size"][1])) for t in options["targets"]
+        ]
+        anchor = choose_anchor(size, anchors, key=f"{job['id']}:{item['idx']}")
+        return shade(
+            str(source),
+            str(anchor),
+            concept=options["concept"],
+            as_concept=options["as_concept"],
+            **common,
+        )
+
+    def _progress_callback(self, job_id: str) -> Callable[[int, int], None]:
+        def progress(done: int, total: int) -> None:
+            if self._stopping.is_set() or self._is_cancelled(job_id):
+                raise _Interrupted
+            with self._lock:
+                if self._live is not None:
+                    self._live.fraction = step_fraction(done, total)
+                    self._live.phase = "measuring" if done >= total else "protecting"
+
+        return progress
+
+    def _is_cancelled(self, job_id: str) -> bool:
+        with self._lock:
+            return job_id in self._cancelled
+
+    def _event(self, event: str, job_id: str, message: str) -> None:
+        if self.on_event is not None:
+            self.on_event(event, job_id, message)

@@ -1,0 +1,36 @@
+"""The image autoencoders the lab's generators live in: the engine's (FLUX.2, Sana) or the lab's own.
+
+:func:`load_lab_encoder` / :func:`load_lab_decoder` take a latent-family name known to
+:mod:`sfumato.encoders` (``flux2``; ``sana`` has no decoder here) or the path of a private autoencoder
+trained by :func:`train_private_autoencoder`, whose latents no attacker has seen: the transfer test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from sfumato.encoders import load_decoder, load_encoder
+
+
+def _is_private(name: str) -> bool:
+    return Path(name).suffix == ".pt" or (Path(name) / "checkpoint.pt").is_file()
+
+
+def load_lab_encoder(name: str) -> torch.nn.Module:
+    """An encoder (pixels in [0, 1] -> latents) by family name or private-autoencoder path."""
+    if _is_private(name):
+        from sfumato.lab.private import load_private
+
+        return load_private(name).encoder
+    return load_encoder(name)
+
+
+def load_lab_decoder(name: str) -> torch.nn.Module:
+    """The decoder (latents -> pixels in [0, 1]) matching :func:`load_lab_encoder` of ``name``."""
+    if _is_private(name):
+        from sfumato.lab.private import load_private
+
+        return load_private(name).decoder
+    return load_decoder(name)

@@ -1,0 +1,298 @@
+"""``sfumato lab ...``: the lab's commands, a thin layer over :mod:`sfumato.lab`.
+
+Every command works in one workdir (``--workdir``, default ``$SFUMATO_LAB_DIR`` or ``./sfumato-lab``):
+``judges/<name>``, ``base/<encoder>-<hash>``, ``latents`` (cache), and resumes whatever it finds there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILED = 0, 1
+VOTERS = ("pixel", "grey64")
+FEATURES = "features"
+
+
+def default_workdir() -> Path:
+    return Path(os.environ.get("SFUMATO_LAB_DIR", "sfumato-lab"))
+
+
+def _err(message: str) -> None:
+    print(f"sfumato lab: error: {message}", file=sys.stderr)
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def _setup(args: argparse.Namespace) -> None:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if getattr(args, "weights", None):
+        os.environ["SFUMATO_WEIGHTS"] = str(args.weights)
+
+
+def _zip(args: argparse.Namespace) -> Path:
+    from sfumato.lab.base import cifar_zip
+
+    return cifar_zip(args.shared)
+
+
+def load_judges(workdir: Path) -> tuple[list[Any], Any | None]:
+    """The trained voters and the feature network found in ``workdir/judges`` (missing ones skipped)."""
+    from sfumato.lab.judges import load_judge
+
+    voters = [
+        load_judge(workdir / "judges" / n)
+        for n in VOTERS
+        if (workdir / "judges" / n / "metrics.json").exists()
+    ]
+    feat_dir = workdir / "judges" / FEATURES
+    features = load_judge(feat_dir) if (feat_dir / "metrics.json").exists() else None
+    return voters, features
+
+
+def _cmd_judges(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from sfumato.lab.data import load_cifar
+    from sfumato.lab.judges import judge_config, train_judge
+
+    _setup(args)
+    zip_path = _zip(args)
+    train = load_cifar(zip_path, "train", progress=not args.quiet)
+    test = load_cifar(zip_path, "test", progress=not args.quiet)
+    for name in args.only:
+        overrides = {"epochs": args.epochs} if args.epochs else {}
+        out = args.workdir / "judges" / name
+        train_judge(judge_config(name, **overrides), train, test, out, progress=not args.quiet)
+        metrics = json.loads((out / "metrics.json").read_text())
+        print(f"{name}: test accuracy {100 * metrics['test_accuracy']:.2f} % ({out})")
+    return EXIT_OK
+
+
+def _cmd_train_base(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from sfumato.lab.base import BaseSpec, base_quality, train_base
+
+    _setup(args)
+    spec = BaseSpec(encoder=args.encoder)
+    if args.steps:
+        spec.training.steps = args.steps
+    ckpt = train_base(args.workdir, _zip(args), spec, progress=not args.quiet)
+    print(f"base generator: {ckpt}")
+    voters, _ = load_judges(args.workdir)
+    if not voters:
+        print("no trained judges in the workdir yet ('sfumato lab judges'); skipping the quality check")
+        return EXIT_OK
+    result = base_quality(ckpt, voters, n=args.samples)
+    for g, per_judge in result["by_guidance"].items():
+        for judge, acc in per_judge.items():
+            per = ", ".join(f"{c} {100 * v:.0f}" for c, v in acc["per_class"].items())
+            print(f"guidance {g}, judge {judge}: mean {100 * acc['mean']:.1f} % ({per})")
+    return EXIT_OK
+
+
+def _base_checkpoint(args: argparse.Namespace) -> Path:
+    from sfumato.lab.base import BaseSpec
+
+    if args.base:
+        return Path(args.base)
+    ckpt = BaseSpec(encoder=args.encoder).folder(args.workdir) / "checkpoint.pt"
+    if not ckpt.exists():
+        raise FileNotFoundError(
+            f"no base generator at {ckpt}; run 'sfumato lab train-base' first or pass --base"
+        )
+    return ckpt
+
+
+def _cmd_poison(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from sfumato.lab.base import BaseSpec
+    from sfumato.lab.poisoning import Experiment, PoisonConfig, load_settings
+
+    _setup(args)
+    try:
+        base = _base_checkpoint(args)
+        if args.report_only:
+            if args.out is None:
+                raise ValueError("--report-only needs the experiment folder (-o)")
+            config = load_settings(args.out)
+        else:
+            config = PoisonConfig(
+                source=args.source,
+                target=args.target,
+                doses=args.doses,
+                methods=args.methods,
+                seeds=args.seeds,
+                samples=args.samples,
+                guidance=args.guidance,
+                finetune_steps=args.finetune_steps,
+                poison_encoders=args.poison_encoders,
+                base=BaseSpec(encoder=args.encoder),
+            )
+        out = args.out or args.workdir / "poison" / config.pair
+        exp = Experiment(config, out, base, _zip(args), bars=not args.quiet)
+        if not args.report_only:
+            exp.run_all()
+        voters, features = load_judges(args.workdir)
+        if not voters:
+            print("no trained judges yet ('sfumato lab judges'): generated images are kept; rerun to score")
+            return EXIT_OK
+        results = exp.finish(voters, features)
+    except (FileNotFoundError, ValueError) as e:
+        _err(str(e))
+        return EXIT_FAILED
+    print(f"results: {results}\nreport:  {results.parent / 'report.md'}")
+    return EXIT_OK
+
+
+def _cmd_finetune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from sfumato.lab.base import latents_for
+    from sfumato.lab.data import load_captioned_folder
+    from sfumato.lab.text import TextEncoder
+    from sfumato.lab.train import TrainConfig, finetune, load_checkpoint
+
+    _setup(args)
+    try:
+        meta = json.loads(load_checkpoint(args.base)["meta"] or "{}")
+        encoder = meta.get("spec", {}).get("encoder", "flux2")
+        images, captions, problems = load_captioned_folder(args.folder, size=64)
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        _err(str(e))
+        return EXIT_FAILED
+    for p in problems:
+        _err(f"skipped: {p}")
+    latents = latents_for(
+        images, encoder, args.workdir, f"finetune-{args.folder.name}", progress=not args.quiet
+    )
+    config = TrainConfig(
+        steps=args.steps, batch=args.batch, lr=args.lr, warmup=20, min_lr_frac=1.0, seed=args.seed
+    )
+    ckpt = finetune(
+        args.base,
+        latents,
+        captions,
+        TextEncoder().encode_tokens,
+        config,
+        args.out,
+        progress=not args.quiet,
+        meta={"folder": str(args.folder), "images": len(captions)},
+    )
+    print(f"fine-tuned on {len(captions)} images: {ckpt}")
+    return EXIT_FAILED if problems else EXIT_OK
+
+
+def _cmd_private(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import torch
+
+    from sfumato.lab.base import LAB_CLASSES
+    from sfumato.lab.data import load_cifar
+    from sfumato.lab.latents import to_unit
+    from sfumato.lab.private import PrivateConfig, train_private_autoencoder
+
+    _setup(args)
+    zip_path = _zip(args)
+    train = load_cifar(zip_path, "train", classes=LAB_CLASSES, progress=not args.quiet)
+    test = load_cifar(zip_path, "test", classes=LAB_CLASSES, per_class=100, progress=False)
+
+    def to64(x: torch.Tensor) -> torch.Tensor:
+        return (to_unit(x, 64) * 255).round().to(torch.uint8)
+
+    config = PrivateConfig(steps=args.steps) if args.steps else PrivateConfig()
+    out = args.workdir / "private-autoencoder"
+    ckpt = train_private_autoencoder(
+        to64(train.images), to64(test.images), out, config, progress=not args.quiet
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    print(f"private autoencoder: {ckpt} (held-out PSNR {metrics['held_out_psnr_db']:.2f} dB)")
+    print(f"train its generator: sfumato lab train-base --encoder {ckpt}")
+    return EXIT_OK
+
+
+def add_lab_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
+    """Register ``sfumato lab`` and its commands on the main parser's subparsers."""
+    lab = sub.add_parser(
+        "lab",
+        formatter_class=formatter,
+        help="train a small text-to-image generator and measure attacks on it",
+        description="The lab: judges, base generators and experiments, resumable in one workdir.",
+    )
+    lab.set_defaults(func=lambda a, p: (p.print_help(), 2)[1], subparser=lab)
+    cmds = lab.add_subparsers(dest="lab_command", metavar="LAB_COMMAND")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--workdir", type=Path, default=default_workdir(), help="lab folder (resumes what is there)"
+        )
+        p.add_argument(
+            "--shared", type=Path, default=None, help="folder holding data/cifar10.zip (../shared)"
+        )
+        p.add_argument("--weights", type=Path, default=None, help="encoder weights folder")
+        p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    p = cmds.add_parser("judges", formatter_class=formatter, help="train the judges on CIFAR-10")
+    common(p)
+    p.add_argument("--only", type=_names, default=(*VOTERS, FEATURES), help="comma-separated judge presets")
+    p.add_argument("--epochs", type=int, default=0, help="override the presets' epochs")
+    p.set_defaults(func=_cmd_judges, subparser=p)
+
+    p = cmds.add_parser("train-base", formatter_class=formatter, help="train a base generator from scratch")
+    common(p)
+    p.add_argument(
+        "--encoder", default="flux2", help="latent space: flux2 or a private autoencoder checkpoint"
+    )
+    p.add_argument("--steps", type=int, default=0, help="training steps (default: the preset's)")
+    p.add_argument("--samples", type=int, default=200, help="images per class for the quality check")
+    p.set_defaults(func=_cmd_train_base, subparser=p)
+
+    p = cmds.add_parser("finetune", formatter_class=formatter, help="fine-tune a generator on a folder")
+    common(p)
+    p.add_argument("base", type=Path, help="generator checkpoint to start from")
+    p.add_argument("folder", type=Path, help="images; captions from <name>.txt sidecars or folder names")
+    p.add_argument("-o", "--out", type=Path, required=True, help="output folder (resumes)")
+    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_finetune, subparser=p)
+
+    p = cmds.add_parser("private", formatter_class=formatter, help="train the private autoencoder")
+    common(p)
+    p.add_argument("--steps", type=int, default=0, help="training steps (default: the preset's)")
+    p.set_defaults(func=_cmd_private, subparser=p)
+
+    p = cmds.add_parser("poison", formatter_class=formatter, help="the poisoning experiment")
+    common(p)
+    p.add_argument("--source", default="dog")
+    p.add_argument("--target", default="cat")
+    p.add_argument("--doses", type=_ints, default=(0, 25, 50, 100, 200, 400))
+    p.add_argument("--methods", type=_names, default=("shade", "shade-real", "dirty"))
+    p.add_argument("--seeds", type=_ints, default=(0, 1, 2))
+    p.add_argument("--samples", type=int, default=200, help="images per prompt")
+    p.add_argument("--guidance", type=_floats, default=(3.0, 1.0), help="guidance scales to evaluate")
+    p.add_argument("--finetune-steps", type=_ints, default=(200, 400), help="fine-tuning lengths evaluated")
+    p.add_argument("--poison-encoders", type=_names, default=("flux2",), help="encoders the poisons attack")
+    p.add_argument("--encoder", default="flux2", help="latent space of the base generator attacked")
+    p.add_argument("--base", type=Path, default=None, help="base checkpoint (default: the workdir's)")
+    p.add_argument("-o", "--out", type=Path, default=None, help="experiment folder")
+    p.add_argument("--report-only", action="store_true", help="score and report the finished runs only")
+    p.set_defaults(func=_cmd_poison, subparser=p)

@@ -1,0 +1,136 @@
+"""Poisoned training images for the lab, made by the engine's optimiser in batches.
+
+The lab poisons hundreds of 64-px images; :func:`sfumato.protect.shade` handles one picture of any size
+(loading, tiling, reports), which at this size costs more in overhead than in optimisation. So this module
+runs the same pieces — :func:`~sfumato.budget.make_budget`, :class:`~sfumato.optimise.Ensemble`,
+:func:`~sfumato.optimise.attack` with the engine's speed presets — on a whole batch at once, and returns
+per-image figures (latent distance closed, PSNR) so the experiment can report poison strength.
+
+Anchors are chosen without any evaluation judge: for each source image, the candidate target image whose
+latents (on the attacked encoders) are nearest, as an attacker with only the encoder would do; a candidate
+is used at most ``ceil(sources / candidates)`` times so a few easy anchors do not stand in for all.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from sfumato.budget import make_budget
+from sfumato.encoders import load_encoder
+from sfumato.optimise import SPEED, Ensemble, attack
+
+
+@dataclass
+class PoisonBatch:
+    images: torch.Tensor  # uint8 (N, 3, S, S), the poisoned images as saved
+    anchors: torch.Tensor  # long (N,), index of each poison's anchor among the candidates
+    closed: torch.Tensor  # (N,) fraction of the latent distance to the anchor closed, attacked encoders
+    psnr: torch.Tensor  # (N,) dB against the unpoisoned image
+
+
+def _unit(images: torch.Tensor) -> torch.Tensor:
+    return images.float() / 255 if images.dtype == torch.uint8 else images.float()
+
+
+def _dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a - b).flatten(1).square().mean(1).sqrt()
+
+
+def choose_anchors(source_latents: torch.Tensor, candidate_latents: torch.Tensor) -> torch.Tensor:
+    """For each source, the nearest candidate (latent L2), each candidate used at most ceil(N/K) times."""
+    n, k = source_latents.shape[0], candidate_latents.shape[0]
+    cap = math.ceil(n / k)
+    d = torch.cdist(source_latents.flatten(1), candidate_latents.flatten(1))
+    uses = torch.zeros(k, dtype=torch.long)
+    out = torch.empty(n, dtype=torch.long)
+    # Greedy over the globally closest pairs first, so no source takes an anchor another needs more.
+    order = torch.argsort(d.flatten())
+    done = torch.zeros(n, dtype=torch.bool)
+    for flat in order.tolist():
+        i, j = divmod(flat, k)
+        if done[i] or uses[j] >= cap:
+            continue
+        out[i], done[i] = j, True
+        uses[j] += 1
+        if bool(done.all()):
+            break
+    return out
+
+
+def encode_with(encoders: Sequence[torch.nn.Module], x: torch.Tensor, batch: int = 128) -> list[torch.Tensor]:
+    out: list[list[torch.Tensor]] = [[] for _ in encoders]
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        for s in range(0, x.shape[0], batch):
+            for i, e in enumerate(encoders):
+                out[i].append(e(x[s : s + batch]).float())
+    return [torch.cat(o) for o in out]
+
+
+def assign_anchors(
+    sources: torch.Tensor,
+    candidates: torch.Tensor,
+    encoders: Sequence[str] = ("flux2",),
+    weights_dir: str | None = None,
+) -> torch.Tensor:
+    """For each source, the index of its anchor among ``candidates`` (see :func:`choose_anchors`)."""
+    encs = [load_encoder(name, weights_dir) for name in encoders]
+    src_lat, cand_lat = encode_with(encs, _unit(sources)), encode_with(encs, _unit(candidates))
+    joint = torch.cat([z.flatten(1) / z.flatten(1).std() for z in src_lat], 1)
+    joint_c = torch.cat([z.flatten(1) / z.flatten(1).std() for z in cand_lat], 1)
+    return choose_anchors(joint, joint_c)
+
+
+def make_poisons(
+    sources: torch.Tensor,
+    candidates: torch.Tensor,
+    *,
+    anchors: torch.Tensor | None = None,
+    encoders: Sequence[str] = ("flux2",),
+    intensity: str = "high",
+    budget: str = "jnd",
+    speed: str = "thorough",
+    steps: int | None = None,
+    seed: int = 0,
+    batch: int = 32,
+    weights_dir: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> PoisonBatch:
+    """Poison ``sources`` (N, 3, S, S) toward ``candidates`` (K, 3, S, S), uint8 or [0, 1].
+
+    ``anchors`` (N,) names each source's candidate; by default :func:`assign_anchors` picks them.
+    Batch ``b`` of ``batch`` images is optimised with seed ``seed + b * batch``.
+    """
+    encs = [load_encoder(name, weights_dir) for name in encoders]
+    ensemble = Ensemble(encs)
+    if anchors is None:
+        anchors = assign_anchors(sources, candidates, encoders, weights_dir)
+    src = _unit(sources)
+    targets_all = encode_with(encs, _unit(candidates)[anchors])
+    src_lat = encode_with(encs, src)
+    rule = make_budget(intensity, budget)
+    preset = SPEED[speed]
+    n_steps = steps or int(preset["steps"])
+    out = torch.empty_like(src)
+    for start in range(0, src.shape[0], batch):
+        x = src[start : start + batch]
+        targets = [z[start : start + batch] for z in targets_all]
+        result = attack(
+            x, targets, ensemble, rule.allowance(x), steps=n_steps, lr=preset["lr"], seed=seed + start
+        )
+        out[start : start + x.shape[0]] = ((x + result.delta) * 255).round().clamp(0, 255) / 255
+        if progress is not None:
+            progress(min(start + batch, src.shape[0]), src.shape[0])
+    after = encode_with(encs, out)
+    closed = torch.stack(
+        [
+            1 - _dist(a, t) / _dist(s, t).clamp_min(1e-12)
+            for a, s, t in zip(after, src_lat, targets_all, strict=True)
+        ]
+    ).mean(0)
+    mse = (out - src).flatten(1).square().mean(1).clamp_min(1e-12)
+    quality = 10 * torch.log10(1 / mse)
+    return PoisonBatch((out * 255).round().to(torch.uint8), anchors, closed, quality)

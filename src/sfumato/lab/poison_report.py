@@ -1,0 +1,198 @@
+"""``report.md`` and figures of the poisoning experiment, from its ``results.json`` and sample files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from PIL import Image, ImageDraw
+
+from sfumato.imageio import atomic_write_text
+from sfumato.lab.data import prompt_for
+from sfumato.lab.report import dose_response_plot, fmt, image_grid, save_png
+
+GRID_DOSES = (0, 50, 200)
+GRID_IMAGES = 16
+
+
+def _setting(length: int, guidance: float) -> str:
+    return f"L{length}-w{guidance:g}"
+
+
+def _doses(summary: dict[str, Any], setting: str) -> list[int]:
+    return sorted({int(d) for per in summary.values() for d in per.get(setting, {})})
+
+
+def _cell(
+    summary: dict[str, Any], method: str, setting: str, dose: int, judge: str, prompt: str, cls: str
+) -> str:
+    try:
+        return fmt(summary[method][setting][str(dose)]["judges"][judge][prompt][cls])
+    except KeyError:
+        return "–"
+
+
+def _share_table(results: dict[str, Any], setting: str, prompt: str, cls: str) -> list[str]:
+    summary = results["summary"]
+    judges = list(results["judges"])
+    methods = list(summary)
+    head = "| N | " + " | ".join(f"{m} ({'/'.join(judges)})" for m in methods) + " |"
+    lines = [head, "|---:|" + "---|" * len(methods)]
+    for dose in _doses(summary, setting):
+        cells = [
+            " / ".join(_cell(summary, m, setting, dose, j, prompt, cls) for j in judges) for m in methods
+        ]
+        lines.append(f"| {dose} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _frechet_table(results: dict[str, Any], setting: str, source: str, target: str) -> list[str]:
+    summary = results["summary"]
+    methods = list(summary)
+    lines = [
+        "| N | " + " | ".join(f"{m}: to {target} / to {source}" for m in methods) + " |",
+        "|---:|" + "---|" * len(methods),
+    ]
+    for dose in _doses(summary, setting):
+        cells = []
+        for m in methods:
+            fr = summary[m].get(setting, {}).get(str(dose), {}).get("frechet")
+            cells.append("–" if not fr else f"{fmt(fr[target], False)} / {fmt(fr[source], False)}")
+        lines.append(f"| {dose} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _bleed_table(results: dict[str, Any], setting: str, judge: str) -> list[str]:
+    c = results["settings"]
+    summary = results["summary"]
+    prompts = results["prompts"]
+    lines = [
+        "| prompt | role | measured | "
+        + " | ".join(f"{m} N={d}" for m in summary for d in (0, 100, 200))
+        + " |",
+        "|---|---|---|" + "---:|" * (3 * len(summary)),
+    ]
+    for prompt, info in prompts.items():
+        cls = c["target"] if info["role"] != "unrelated" else info["classes"][-1]
+        what = f"called {cls}"
+        cells = [_cell(summary, m, setting, d, judge, prompt, cls) for m in summary for d in (0, 100, 200)]
+        lines.append(f"| {prompt} | {info['role']} | {what} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _label(img: Image.Image, text: str, width: int = 170) -> Image.Image:
+    out = Image.new("RGB", (img.width + width, img.height), "white")
+    out.paste(img, (width, 0))
+    ImageDraw.Draw(out).text((4, img.height // 2 - 6), text, fill="black")
+    return out
+
+
+def sample_grid(exp: Any, setting: str, source_prompt: str) -> Image.Image | None:
+    rows = []
+    for method in ["clean", *exp.config.methods]:
+        for dose in GRID_DOSES:
+            if (method == "clean") != (dose == 0):
+                continue
+            folder = exp.run_dir(method, dose, exp.config.seeds[0])
+            path = folder / f"samples-{setting}.pt"
+            if not path.exists():
+                continue
+            images = torch.load(path, weights_only=True)[source_prompt][:GRID_IMAGES]
+            label = "no poison" if dose == 0 else f"{method}, N={dose}"
+            rows.append(_label(image_grid(images, columns=GRID_IMAGES, scale=1), label))
+    if not rows:
+        return None
+    canvas = Image.new("RGB", (max(r.width for r in rows), sum(r.height for r in rows)), "white")
+    y = 0
+    for r in rows:
+        canvas.paste(r, (0, y))
+        y += r.height
+    return canvas
+
+
+def write_poison_report(exp: Any, results: dict[str, Any]) -> None:
+    c = results["settings"]
+    source, target = c["source"], c["target"]
+    source_prompt = prompt_for(source)
+    judges = list(results["judges"])
+    final = max(c["finetune_steps"])
+    main = _setting(final, c["guidance"][0])
+    lines = [
+        f"# Poisoning: {source} -> {target}",
+        "",
+        f"Fine-tuning the base generator on {c['clean_per_class']} clean CIFAR-10 images per class "
+        f"({', '.join(c['base']['classes'])}) plus N poisoned '{source}' images captioned as '{source}'. "
+        f"{c['samples']} images per prompt and setting, seeds {c['seeds']} (mean ± spread over the seeds "
+        f"that finished), judged by {' / '.join(judges)} (test accuracy "
+        + " / ".join(
+            f"{100 * float(results['judges'][j].get('test_accuracy', float('nan'))):.1f} %" for j in judges
+        )
+        + "). Settings: `settings.json`; every figure: `results.json`.",
+        "",
+        "## Poisons",
+        "",
+        "| method | latent distance to anchor closed | PSNR (dB) | seconds per image |",
+        "|---|---:|---:|---:|",
+    ]
+    for m, st in results["poisons"].items():
+        lines.append(
+            f"| {m} | {st['closed_mean']:.3f} ± {st['closed_std']:.3f} | {st['psnr_mean']:.1f} "
+            f"(min {st['psnr_min']:.1f}) | {st['seconds_per_image']:.2f} |"
+        )
+    lines.append("| dirty | (real target images, mislabelled) | – | – |")
+    for g in c["guidance"]:
+        s = _setting(final, g)
+        lines += [
+            "",
+            f"## Attack success: '{source_prompt}' drawn as {target} (guidance {g:g}, "
+            f"{final} fine-tuning steps)",
+            "",
+            *_share_table(results, s, source_prompt, target),
+            "",
+            f"Still drawn as {source}:",
+            "",
+            *_share_table(results, s, source_prompt, source),
+        ]
+    lines += [
+        "",
+        f"## Fréchet distance of '{source_prompt}' images to real {target} / real {source} images "
+        f"(feature network, guidance {c['guidance'][0]:g})",
+        "",
+        *_frechet_table(results, main, source, target),
+    ]
+    for judge in judges:
+        lines += [
+            "",
+            f"## Bleed-through (judge {judge}, guidance {c['guidance'][0]:g})",
+            "",
+            *_bleed_table(results, main, judge),
+        ]
+    if len(c["finetune_steps"]) > 1:
+        lines += ["", "## Fine-tuning length (guidance {:g})".format(c["guidance"][0]), ""]
+        for length in c["finetune_steps"]:
+            lines += [
+                f"After {length} steps:",
+                "",
+                *_share_table(results, _setting(length, c["guidance"][0]), source_prompt, target),
+                "",
+            ]
+    dose_response_plot(
+        results["summary"],
+        main,
+        judges,
+        source_prompt,
+        target,
+        exp.out / "dose_response.png",
+        f"'{source_prompt}' -> {target} (guidance {c['guidance'][0]:g})",
+    )
+    lines += ["", "![dose response](dose_response.png)", ""]
+    grid = sample_grid(exp, main, source_prompt)
+    if grid is not None:
+        save_png(grid, exp.out / "samples.png")
+        lines += [
+            f"Images drawn for '{source_prompt}' (seed {c['seeds'][0]}):",
+            "",
+            "![samples](samples.png)",
+            "",
+        ]
+    atomic_write_text(exp.out / "report.md", "\n".join(lines) + "\n")

@@ -1,0 +1,466 @@
+"""The poisoning experiment: does a small number of shaded images teach the generator the wrong concept?
+
+For one (source -> target) pair, e.g. dog -> cat: fine-tune the base generator on a clean mix
+(``clean_per_class`` CIFAR-10 training images of every class, so that many clean source images are in it)
+plus N poisoned source images captioned as the source, then draw images for the source prompt, related
+prompts and unrelated prompts and judge them. Poisoning methods:
+
+- ``shade``: source images shaded by the engine toward anchors that the base generator itself draws for
+  the target prompt (the Nightshade recipe);
+- ``shade-real``: the same, toward real target-class training images (never used for evaluation);
+- ``dirty``: the baseline, real target-class images captioned as the source (plain mislabelling).
+
+Doses are nested (the first N of one fixed poison set). Runs are independent folders under
+``out/runs/<method>/N<dose>/seed<seed>``; each keeps its generated images (``samples-*.pt``) and its
+``run.json``; the fine-tuned weights are deleted once sampled (hundreds of MB each). A rerun skips what is
+done, so the experiment resumes after an interruption. :func:`score` judges every run's images and
+:mod:`sfumato.lab.report` turns them into ``results.json``, ``report.md`` and plots.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sfumato.imageio import atomic_write_text
+from sfumato.lab.autoencoder import load_lab_decoder
+from sfumato.lab.base import BaseSpec, latents_for
+from sfumato.lab.data import RELATED, captions_for, load_cifar, prompt_for
+from sfumato.lab.evaluate import DEFAULT_GUIDANCE, SAMPLER_STEPS, generate
+from sfumato.lab.latents import to_unit
+from sfumato.lab.storage import atomic_torch_save
+from sfumato.lab.text import TextEncoder
+from sfumato.lab.train import TrainConfig, finetune, load_generator
+
+METHODS = ("shade", "shade-real", "dirty")
+POISON_OFFSET = 1000  # CIFAR-10 train index where the poison sources (and dirty-label images) start
+ANCHOR_OFFSET = 2000  # where the real anchors for shade-real start
+POISON_CHUNK = 50  # poisons crafted (and saved) per chunk
+
+
+@dataclass
+class PoisonConfig:
+    """Everything that determines the experiment's figures (written beside them as ``settings.json``)."""
+
+    source: str = "dog"
+    target: str = "cat"
+    related: tuple[str, ...] = ()  # empty: RELATED[source]
+    unrelated: tuple[str, ...] = ("truck", "ship")
+    doses: tuple[int, ...] = (0, 25, 50, 100, 200, 400)
+    methods: tuple[str, ...] = METHODS
+    seeds: tuple[int, ...] = (0, 1, 2)
+    clean_per_class: int = 200
+    samples: int = 200  # images per prompt per evaluation
+    guidance: tuple[float, ...] = (DEFAULT_GUIDANCE, 1.0)
+    sampler_steps: int = SAMPLER_STEPS
+    finetune_steps: tuple[int, ...] = (200, 400)  # evaluated at each; constant learning rate after warm-up
+    finetune_batch: int = 64
+    finetune_lr: float = 1e-4
+    poison_pool: int = 400  # poisons per method; a dose takes the first N
+    anchor_candidates: int = 400  # generated (shade) or real (shade-real) target images poisons may aim at
+    poison_encoders: tuple[str, ...] = ("flux2",)
+    intensity: str = "high"
+    budget: str = "jnd"
+    poison_steps: int = 48
+    base: BaseSpec = field(default_factory=BaseSpec)
+
+    def __post_init__(self) -> None:
+        self.related = tuple(self.related) or tuple(RELATED[self.source])
+        for m in self.methods:
+            if m not in METHODS:
+                raise ValueError(f"unknown poisoning method {m!r}; known: {', '.join(METHODS)}")
+        for c in (self.source, self.target):
+            if c not in self.base.classes:
+                raise ValueError(
+                    f"{c!r} is not one of the base generator's classes {list(self.base.classes)}"
+                )
+        if max(self.doses) > self.poison_pool:
+            raise ValueError(f"the largest dose {max(self.doses)} exceeds poison_pool {self.poison_pool}")
+        if sorted(self.finetune_steps) != list(self.finetune_steps) or not self.finetune_steps:
+            raise ValueError("finetune_steps must be increasing")
+
+    @property
+    def pair(self) -> str:
+        return f"{self.source}-to-{self.target}"
+
+    def prompts(self) -> dict[str, str]:
+        """Evaluation prompts and their role: source, related, unrelated."""
+        out = {prompt_for(self.source): "source"}
+        out.update({prompt_for(w): "related" for w in self.related})
+        out.update({prompt_for(w): "unrelated" for w in self.unrelated})
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["base"] = self.base.to_dict()
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PoisonConfig:
+        from sfumato.lab.base import spec_from_dict
+
+        d = dict(d)
+        d["base"] = spec_from_dict(d["base"])
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def load_settings(out: str | Path) -> PoisonConfig:
+    """The configuration an experiment folder was run with."""
+    path = Path(out) / "settings.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: not an experiment folder")
+    return PoisonConfig.from_dict(json.loads(path.read_text()))
+
+
+Progress = Callable[[str], None]
+
+
+def _log(progress: Progress | None, message: str) -> None:
+    if progress is not None:
+        progress(message)
+
+
+class Experiment:
+    """One poisoning experiment in a folder; every step is cached there and resumes."""
+
+    def __init__(
+        self,
+        config: PoisonConfig,
+        out: str | Path,
+        base_checkpoint: str | Path,
+        zip_path: str | Path,
+        *,
+        text: TextEncoder | None = None,
+        progress: Progress | None = print,
+        bars: bool = False,
+    ) -> None:
+        self.config = config
+        self.out = Path(out)
+        self.base_checkpoint = Path(base_checkpoint)
+        self.zip_path = Path(zip_path)
+        self.text = text or TextEncoder()
+        self.progress = progress
+        self.bars = bars
+        self.out.mkdir(parents=True, exist_ok=True)
+        settings = self.out / "settings.json"
+        if settings.exists():
+            old, new = json.loads(settings.read_text()), json.loads(json.dumps(config.to_dict()))
+            # Adding doses, methods or seeds extends an experiment; anything else would mix two.
+            growable = ("doses", "methods", "seeds")
+            diff = sorted(k for k in set(old) | set(new) if k not in growable and old.get(k) != new.get(k))
+            if diff:
+                raise ValueError(
+                    f"{self.out} holds an experiment with other settings ({', '.join(diff)}); "
+                    "use another --out or the same settings"
+                )
+        atomic_write_text(settings, json.dumps(config.to_dict(), indent=2) + "\n")
+
+    # -- data ---------------------------------------------------------------------------------------
+
+    def _cifar(self, cls: str, offset: int, n: int) -> torch.Tensor:
+        data = load_cifar(self.zip_path, "train", classes=[cls], per_class=n, offset=offset, progress=False)
+        return to_unit(data.images, self.config.base.size)
+
+    def clean_mix(self) -> tuple[torch.Tensor, list[str]]:
+        """The clean fine-tuning images (uint8, 64 px) and their captions."""
+        c = self.config
+        data = load_cifar(
+            self.zip_path, "train", classes=c.base.classes, per_class=c.clean_per_class, progress=False
+        )
+        images = (to_unit(data.images, c.base.size) * 255).round().to(torch.uint8)
+        return images, captions_for(data.labels, data.classes, seed=1)
+
+    def anchors(self, method: str) -> torch.Tensor:
+        """Target images the poisons aim at: drawn by the base generator, or real ones (cached)."""
+        c = self.config
+        path = self.out / "poisons" / f"anchors-{method}.pt"
+        if path.exists():
+            return torch.load(path, weights_only=True)
+        if method == "shade":
+            _log(self.progress, f"drawing {c.anchor_candidates} anchors for '{prompt_for(c.target)}'")
+            model, _, _, _ = load_generator(self.base_checkpoint)
+            decoder = load_lab_decoder(c.base.encoder)
+            images = generate(
+                model,
+                decoder,
+                self.text.encode_tokens,
+                [prompt_for(c.target)],
+                c.anchor_candidates,
+                seed=777,
+                steps=c.sampler_steps,
+            )[prompt_for(c.target)]
+        else:
+            images = (self._cifar(c.target, ANCHOR_OFFSET, c.anchor_candidates) * 255).round().to(torch.uint8)
+        atomic_torch_save(images, path)
+        return images
+
+    def poisons(self, method: str, n: int) -> torch.Tensor:
+        """The first ``n`` poisoned (or mislabelled) images of ``method``'s pool, uint8.
+
+        Shaded poisons are crafted in chunks of :data:`POISON_CHUNK`, each saved when done, so the pool
+        grows as larger doses are asked for and an interrupted crafting run resumes.
+        """
+        c = self.config
+        if n > c.poison_pool:
+            raise ValueError(f"dose {n} exceeds the poison pool of {c.poison_pool} images")
+        folder = self.out / "poisons" / method
+        folder.mkdir(parents=True, exist_ok=True)
+        if method == "dirty":
+            path = folder / "images.pt"
+            if not path.exists():
+                images = (self._cifar(c.target, POISON_OFFSET, c.poison_pool) * 255).round().to(torch.uint8)
+                atomic_torch_save(images, path)
+            return torch.load(path, weights_only=True)[:n]
+        from sfumato.lab.craft import assign_anchors, make_poisons
+
+        sources = self._cifar(c.source, POISON_OFFSET, c.poison_pool)
+        candidates = self.anchors(method)
+        anchor_path = folder / "anchors.pt"
+        if not anchor_path.exists():
+            atomic_torch_save(assign_anchors(sources, candidates, c.poison_encoders), anchor_path)
+        anchors = torch.load(anchor_path, weights_only=True)
+        chunks = []
+        for k in range(-(-n // POISON_CHUNK)):
+            path = folder / f"chunk-{k:03d}.pt"
+            if not path.exists():
+                lo, hi = k * POISON_CHUNK, min((k + 1) * POISON_CHUNK, c.poison_pool)
+                _log(
+                    self.progress,
+                    f"crafting {method} poisons {lo}-{hi} ({c.intensity} {c.budget}, {c.poison_steps} steps)",
+                )
+                started = time.perf_counter()
+                batch = make_poisons(
+                    sources[lo:hi],
+                    candidates,
+                    anchors=anchors[lo:hi],
+                    encoders=c.poison_encoders,
+                    intensity=c.intensity,
+                    budget=c.budget,
+                    steps=c.poison_steps,
+                    seed=lo,
+                )
+                atomic_torch_save(
+                    {
+                        "images": batch.images,
+                        "closed": batch.closed,
+                        "psnr": batch.psnr,
+                        "seconds": time.perf_counter() - started,
+                    },
+                    path,
+                )
+            chunks.append(torch.load(path, weights_only=True))
+        return torch.cat([ch["images"] for ch in chunks])[:n]
+
+    def poison_stats(self) -> dict[str, Any]:
+        """Strength and cost of the crafted poisons, per method (over every chunk crafted so far)."""
+        out = {}
+        for m in self.config.methods:
+            chunks = [
+                torch.load(p, weights_only=True)
+                for p in sorted((self.out / "poisons" / m).glob("chunk-*.pt"))
+            ]
+            if not chunks:
+                continue
+            closed = torch.cat([ch["closed"] for ch in chunks])
+            quality = torch.cat([ch["psnr"] for ch in chunks])
+            seconds = sum(float(ch["seconds"]) for ch in chunks)
+            out[m] = {
+                "n": int(closed.numel()),
+                "closed_mean": float(closed.mean()),
+                "closed_std": float(closed.std()) if closed.numel() > 1 else 0.0,
+                "psnr_mean": float(quality.mean()),
+                "psnr_min": float(quality.min()),
+                "seconds_per_image": seconds / closed.numel(),
+            }
+        return out
+
+    # -- runs ---------------------------------------------------------------------------------------
+
+    def run_dir(self, method: str, dose: int, seed: int) -> Path:
+        if dose == 0:
+            return self.out / "runs" / "clean" / "N0" / f"seed{seed}"
+        return self.out / "runs" / method / f"N{dose}" / f"seed{seed}"
+
+    def planned(self) -> list[tuple[str, int, int]]:
+        """Every (method, dose, seed) run; dose 0 (no poison) once per seed, shared by all methods."""
+        c = self.config
+        runs: list[tuple[str, int, int]] = []
+        for seed in c.seeds:
+            for dose in c.doses:
+                for method in ["clean"] if dose == 0 else c.methods:
+                    runs.append((method, dose, seed))
+        return runs
+
+    def run(self, method: str, dose: int, seed: int) -> Path:
+        """Fine-tune on the clean mix plus ``dose`` poisons of ``method``, then sample; resumable."""
+        c = self.config
+        folder = self.run_dir(method, dose, seed)
+        record = folder / "run.json"
+        if record.exists():
+            return folder
+        folder.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        images, captions = self.clean_mix()
+        latents = latents_for(images, c.base.encoder, self.out, "clean-mix", c.base.size, progress=self.bars)
+        if dose:
+            poison = latents_for(
+                self.poisons(method, dose),
+                c.base.encoder,
+                self.out,
+                f"poisons-{method}",
+                c.base.size,
+                progress=self.bars,
+            )[:dose]
+            latents = torch.cat([latents, poison])
+            captions = captions + captions_for([0] * dose, [c.source], seed=100 + seed)
+        decoder = load_lab_decoder(c.base.encoder)
+        prompts = list(c.prompts())
+        ckpt_dir = folder / "finetune"
+        timings: dict[str, float] = {}
+        for i, steps in enumerate(c.finetune_steps):
+            t0 = time.perf_counter()
+            cfg = TrainConfig(
+                steps=steps,
+                batch=c.finetune_batch,
+                lr=c.finetune_lr,
+                warmup=20,
+                min_lr_frac=1.0,
+                ema_decay=0.99,
+                seed=seed,
+                checkpoint_every=100,
+                log_every=25,
+                save_optimizer_at_end=steps != c.finetune_steps[-1],
+            )
+            finetune(
+                self.base_checkpoint,
+                latents,
+                captions,
+                self.text.encode_tokens,
+                cfg,
+                ckpt_dir,
+                progress=self.bars,
+                meta={"method": method, "dose": dose},
+            )
+            timings[f"finetune_to_{steps}"] = round(time.perf_counter() - t0, 1)
+            model, _, _, _ = load_generator(ckpt_dir / "checkpoint.pt")
+            final = i == len(c.finetune_steps) - 1
+            for g in c.guidance if final else c.guidance[:1]:
+                t0 = time.perf_counter()
+                drawn = generate(
+                    model,
+                    decoder,
+                    self.text.encode_tokens,
+                    prompts,
+                    c.samples,
+                    guidance=g,
+                    seed=seed,
+                    steps=c.sampler_steps,
+                )
+                atomic_torch_save({p: drawn[p] for p in prompts}, folder / f"samples-L{steps}-w{g:g}.pt")
+                timings[f"sample_L{steps}_w{g:g}"] = round(time.perf_counter() - t0, 1)
+            _log(self.progress, f"{method} N={dose} seed={seed}: fine-tuned to {steps} steps and sampled")
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        info = {
+            "method": method,
+            "dose": dose,
+            "seed": seed,
+            "train_images": int(latents.shape[0]),
+            "seconds": round(time.perf_counter() - started, 1),
+            "timings": timings,
+        }
+        atomic_write_text(record, json.dumps(info, indent=2) + "\n")
+        return folder
+
+    def run_all(self, only: Sequence[tuple[str, int, int]] | None = None) -> list[Path]:
+        todo = list(only) if only is not None else self.planned()
+        done = []
+        for k, (method, dose, seed) in enumerate(todo, 1):
+            _log(self.progress, f"[{k}/{len(todo)}] {method} N={dose} seed={seed}")
+            done.append(self.run(method, dose, seed))
+        return done
+
+    # -- scoring and the report ---------------------------------------------------------------------
+
+    def classes_of_prompt(self) -> dict[str, list[str]]:
+        """Per evaluation prompt, the classes whose shares are reported: source, target, and its own."""
+        c = self.config
+        out = {}
+        for prompt, role in c.prompts().items():
+            cls = [c.source, c.target]
+            if role == "unrelated":
+                own = prompt.split(" ")[-1]
+                cls.append(own)
+            out[prompt] = cls
+        return out
+
+    def references(self, n: int = 1000) -> dict[str, torch.Tensor]:
+        """Real CIFAR-10 *test* images of the source and target classes (never trained on or poisoned)."""
+        c = self.config
+        return {
+            cls: load_cifar(self.zip_path, "test", classes=[cls], per_class=n, progress=False).images
+            for cls in (c.target, c.source)
+        }
+
+    def score(self, judges: Sequence[Any], features: Any | None) -> list[dict[str, Any]]:
+        from sfumato.lab.report import score_run
+
+        refs = self.references() if features is not None else {}
+        source_prompt = prompt_for(self.config.source)
+        runs = []
+        for method, dose, seed in self.planned():
+            folder = self.run_dir(method, dose, seed)
+            if not (folder / "run.json").exists():
+                continue
+            scores = score_run(folder, judges, features, refs, source_prompt)
+            runs.append(
+                {
+                    "method": method,
+                    "dose": dose,
+                    "seed": seed,
+                    "scores": scores,
+                    **{
+                        k: v
+                        for k, v in json.loads((folder / "run.json").read_text()).items()
+                        if k in ("seconds", "timings", "train_images")
+                    },
+                }
+            )
+        return runs
+
+    def finish(
+        self, judges: Sequence[Any], features: Any | None, extra: dict[str, Any] | None = None
+    ) -> Path:
+        """Score every finished run and write ``results.json``, ``report.md`` and the figures."""
+        from sfumato.lab.poison_report import write_poison_report
+        from sfumato.lab.report import summarise
+
+        runs = self.score(judges, features)
+        summary = summarise(runs, self.classes_of_prompt())
+        results = {
+            "schema": "sfumato.lab.poison/1",
+            "settings": self.config.to_dict(),
+            "base_checkpoint": str(self.base_checkpoint),
+            "judges": {j.name: j.info for j in judges},
+            "features": None if features is None else {features.name: features.info},
+            "poisons": self.poison_stats(),
+            "prompts": {
+                p: {"role": r, "classes": self.classes_of_prompt()[p]}
+                for p, r in self.config.prompts().items()
+            },
+            "summary": summary,
+            "runs": [{k: v for k, v in r.items() if k != "scores"} for r in runs],
+            **(extra or {}),
+        }
+        atomic_write_text(self.out / "results.json", json.dumps(results, indent=1) + "\n")
+        write_poison_report(self, results)
+        return self.out / "results.json"

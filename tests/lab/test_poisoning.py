@@ -1,0 +1,207 @@
+"""The lab end to end in miniature: tiny judges, a tiny base generator, a tiny poisoning experiment.
+
+The networks are far too small to learn anything; the test checks the plumbing (every step runs, resumes
+and writes its files) and that the figures are computed from the images actually generated.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from tests.conftest import SHARED, WEIGHTS
+
+from sfumato.lab.base import BaseSpec, base_quality, train_base
+from sfumato.lab.craft import choose_anchors, make_poisons
+from sfumato.lab.data import load_cifar, prompt_for
+from sfumato.lab.generator import GeneratorConfig
+from sfumato.lab.judges import judge_config, load_judge, train_judge
+from sfumato.lab.poisoning import Experiment, PoisonConfig
+from sfumato.lab.report import score_run
+from sfumato.lab.text import TextEncoder
+from sfumato.lab.train import TrainConfig
+
+CIFAR_ZIP = SHARED / "data" / "cifar10.zip"
+pytestmark = pytest.mark.skipif(not CIFAR_ZIP.exists(), reason=f"CIFAR-10 zip not found at {CIFAR_ZIP}")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _weights_for_module_fixtures():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SFUMATO_WEIGHTS", str(WEIGHTS))
+        yield
+
+
+@pytest.fixture(scope="module")
+def text() -> TextEncoder:
+    return TextEncoder()
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("lab")
+
+
+def tiny_spec() -> BaseSpec:
+    return BaseSpec(
+        per_class=6,
+        generator=GeneratorConfig(width=16, channel_mults=(1,), attn_resolutions=(8,), heads=2, ff_mult=1),
+        training=TrainConfig(steps=3, batch=8, warmup=1, checkpoint_every=2, log_every=1),
+    )
+
+
+@pytest.fixture(scope="module")
+def judges(workdir: Path) -> list:
+    train = load_cifar(CIFAR_ZIP, "train", per_class=12, progress=False)
+    test = load_cifar(CIFAR_ZIP, "test", per_class=4, progress=False)
+    widths = {"pixel": (8, 8, 8, 8), "grey64": (8, 8, 8), "features": (8, 8, 8)}
+    out = []
+    for name in ("pixel", "grey64", "features"):
+        cfg = judge_config(name, epochs=1, widths=widths[name], batch=32)
+        train_judge(cfg, train, test, workdir / "judges" / name, progress=False)
+        out.append(load_judge(workdir / "judges" / name))
+    return out
+
+
+@pytest.fixture(scope="module")
+def base(workdir: Path, text: TextEncoder) -> Path:
+    return train_base(workdir, CIFAR_ZIP, tiny_spec(), text=text, progress=False)
+
+
+def test_base_trains_resumes_and_is_judged(
+    base: Path, workdir: Path, judges: list, text: TextEncoder
+) -> None:
+    spec = tiny_spec()
+    assert base == spec.folder(workdir) / "checkpoint.pt"
+    assert json.loads((base.parent / "spec.json").read_text())["per_class"] == 6
+    assert train_base(workdir, CIFAR_ZIP, spec, text=text, progress=False) == base  # done: returns at once
+    result = base_quality(base, judges[:2], n=4, guidances=(3.0,), text=text)
+    per = result["by_guidance"]["3"]["pixel"]["per_class"]
+    assert set(per) == set(spec.classes)
+    assert all(v in (0.0, 0.25, 0.5, 0.75, 1.0) for v in per.values())  # shares of 4 real images
+    assert (base.parent / "samples.png").exists()
+
+
+def test_anchor_choice_is_nearest_with_a_cap() -> None:
+    src = torch.tensor([[0.0], [0.1], [5.0]])
+    cand = torch.tensor([[0.05], [4.9]])
+    idx = choose_anchors(src, cand)
+    assert idx[2] == 1
+    assert torch.bincount(idx, minlength=2).max() <= 2
+
+
+def test_poisons_move_latents_within_budget() -> None:
+    dogs = load_cifar(CIFAR_ZIP, "train", classes=["dog"], per_class=3, progress=False).images
+    cats = load_cifar(CIFAR_ZIP, "train", classes=["cat"], per_class=4, progress=False).images
+    up = torch.nn.functional.interpolate(dogs.float(), size=64, mode="bicubic").clamp(0, 255).round()
+    cats64 = torch.nn.functional.interpolate(cats.float(), size=64, mode="bicubic").clamp(0, 255).round()
+    batch = make_poisons(up.to(torch.uint8), cats64.to(torch.uint8), steps=6, batch=2)
+    assert batch.images.dtype == torch.uint8 and batch.images.shape == (3, 3, 64, 64)
+    assert (batch.closed > 0.05).all()
+    assert (batch.psnr > 28).all()
+    assert int((batch.images.int() - up.int()).abs().max()) <= 11  # high preset: at most 10/255, rounded
+
+
+def test_experiment_end_to_end(base: Path, workdir: Path, judges: list, text: TextEncoder) -> None:
+    config = PoisonConfig(
+        doses=(0, 3),
+        methods=("shade", "dirty"),
+        seeds=(0,),
+        clean_per_class=2,
+        samples=4,
+        guidance=(3.0, 1.0),
+        sampler_steps=2,
+        finetune_steps=(1, 2),
+        finetune_batch=4,
+        anchor_candidates=3,
+        poison_pool=3,
+        poison_steps=2,
+        base=tiny_spec(),
+    )
+    out = workdir / "poison"
+    messages: list[str] = []
+    exp = Experiment(config, out, base, CIFAR_ZIP, text=text, progress=messages.append)
+    exp.run_all()
+    assert [r for r in exp.planned()] == [("clean", 0, 0), ("shade", 3, 0), ("dirty", 3, 0)]
+    run = exp.run_dir("shade", 3, 0)
+    assert sorted(p.name for p in run.glob("samples-*.pt")) == [
+        "samples-L1-w3.pt",
+        "samples-L2-w1.pt",
+        "samples-L2-w3.pt",
+    ]
+    assert not (run / "finetune").exists()  # weights deleted once sampled
+    assert json.loads((run / "run.json").read_text())["train_images"] == 6 * 2 + 3
+
+    before = (run / "run.json").stat().st_mtime_ns
+    exp.run_all()  # resumes: nothing redone
+    assert (run / "run.json").stat().st_mtime_ns == before
+
+    results = json.loads(exp.finish(judges[:2], judges[2]).read_text())
+    source_prompt = prompt_for("dog")
+    # The summary's figures are the judges' votes on the stored images.
+    images = torch.load(run / "samples-L2-w3.pt", weights_only=True)[source_prompt]
+    pred = judges[0].predict(images)
+    share_cat = float((pred == judges[0].classes.index("cat")).float().mean())
+    got = results["summary"]["shade"]["L2-w3"]["3"]["judges"]["pixel"][source_prompt]["cat"]["mean"]
+    assert got == pytest.approx(share_cat)
+    assert set(results["summary"]) == {"shade", "dirty"}
+    assert "0" in results["summary"]["dirty"]["L2-w3"]  # the clean run counts for every method
+    assert results["poisons"]["shade"]["closed_mean"] > 0
+    assert "frechet" in results["summary"]["shade"]["L2-w3"]["3"]
+    report = (out / "report.md").read_text()
+    assert "Attack success" in report and "Bleed-through" in report
+    assert (out / "dose_response.png").exists() and (out / "samples.png").exists()
+    assert json.loads((out / "settings.json").read_text())["doses"] == [0, 3]
+    # Scores are cached against the judges that made them.
+    cached = score_run(run, judges[:2], judges[2], {}, source_prompt)
+    assert cached["L2-w3"]["shares"]["pixel"][source_prompt]["cat"] == pytest.approx(share_cat)
+
+
+def test_cli_reports_a_finished_experiment(base: Path, workdir: Path, judges: list, capsys) -> None:
+    from sfumato.cli import main
+
+    out = workdir / "poison"
+    if not (out / "settings.json").exists():
+        pytest.skip("needs test_experiment_end_to_end's folder")
+    (out / "report.md").unlink()
+    code = main(
+        [
+            "lab",
+            "poison",
+            "--workdir",
+            str(workdir),
+            "--base",
+            str(base),
+            "-o",
+            str(out),
+            "--report-only",
+            "--quiet",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    assert (out / "report.md").exists()
+    # Other settings in the same folder are refused rather than mixed in.
+    code = main(
+        [
+            "lab",
+            "poison",
+            "--workdir",
+            str(workdir),
+            "--base",
+            str(base),
+            "-o",
+            str(out),
+            "--quiet",
+            "--samples",
+            "5",
+        ]
+    )
+    assert code == 1
+    assert "other settings" in capsys.readouterr().err

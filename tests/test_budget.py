@@ -17,7 +17,7 @@ def test_linf_gives_every_pixel_the_same_bound():
 
 def test_jnd_allows_less_on_flat_colour_than_on_texture():
     flat = torch.full((1, 3, 64, 64), 0.6)
-    texture = (torch.rand(1, 3, 64, 64) * 0.5 + 0.25)
+    texture = torch.rand(1, 3, 64, 64) * 0.5 + 0.25
     image = torch.cat([flat, texture], dim=-1)
     a = make_budget("default", "jnd").allowance(image)
     assert a[..., :, 8:56].mean() < 0.5 * a[..., :, 72:120].mean()

@@ -36,7 +36,10 @@ def _sd_style_state_dict(latent: int) -> dict[str, torch.Tensor]:
         def __init__(self) -> None:
             super().__init__()
             self.conv = nn.Sequential(
-                nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(),
+                nn.Conv2d(64, 64, 3, padding=1),
+                nn.ReLU(),
+                nn.Conv2d(64, 64, 3, padding=1),
+                nn.ReLU(),
                 nn.Conv2d(64, 64, 3, padding=1),
             )
 

@@ -162,3 +162,32 @@ def test_at_equal_steps_robust_mode_survives_real_jpeg_better(source, weights_di
         p = ((x + delta) * 255).round() / 255
         survival.append((d(jpeg(x, 75)) - d(jpeg(p, 75))) / (d(x) - d(p)))
     assert survival[1] > survival[0] + 0.15
+
+
+def test_robust_attack_on_a_batch_pairs_each_draw_with_its_own_target() -> None:
+    """Two images toward two different targets: every draw of image i is compared with target i."""
+    import torch
+
+    from sfumato.countermeasures.differentiable import ROBUST_RECIPE
+    from sfumato.optimise import Ensemble, attack
+
+    class Mean(torch.nn.Module):
+        multiple = 8
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.avg_pool2d(x, 8)
+
+    x = torch.full((2, 3, 32, 32), 0.5)
+    targets = torch.stack([torch.full((3, 4, 4), 0.4), torch.full((3, 4, 4), 0.6)])
+    result = attack(
+        x,
+        [targets],
+        Ensemble([Mean()]),
+        torch.full_like(x, 0.2),
+        steps=20,
+        lr=0.5,
+        seed=0,
+        transform=ROBUST_RECIPE,
+    )
+    moved = (x + result.delta).mean(dim=(1, 2, 3))
+    assert moved[0] < 0.47 and moved[1] > 0.53

@@ -79,6 +79,11 @@ class AttackResult:
     losses: list[float]
 
 
+def _tile_batch(t: torch.Tensor, draws: int) -> torch.Tensor:
+    """Targets for ``draws`` stacked copies of a batch (a single target broadcasts as it is)."""
+    return t if draws == 1 or t.shape[0] == 1 else t.repeat(draws, *([1] * (t.dim() - 1)))
+
+
 def attack(
     x: torch.Tensor,
     target_latents: Sequence[torch.Tensor],
@@ -125,8 +130,10 @@ def attack(
         if transform is not None:
             xa = transform(xa, gen)
         lats = ensemble.encode(xa, grad=True)
+        # A transform may return several draws of the batch, stacked: draw k of image i at k * B + i.
+        draws = xa.shape[0] // x.shape[0]
         loss = sum(
-            w * (z - t).square().mean() / b
+            w * (z - _tile_batch(t, draws)).square().mean() / b
             for w, z, t, b in zip(ensemble.weights, lats, target_latents, base, strict=True)
         )
         u.grad = None

@@ -490,8 +490,9 @@ def _pixel(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     h, w = img.shape[:2]
     block = max(2, round(min(h, w) / 64))
     # block means (the last row/column of blocks may be partial)
-    sums = np.add.reduceat(np.add.reduceat(img, np.arange(0, h, block), axis=0, dtype=np.float64),
-                           np.arange(0, w, block), axis=1)
+    sums = np.add.reduceat(
+        np.add.reduceat(img, np.arange(0, h, block), axis=0, dtype=np.float64), np.arange(0, w, block), axis=1
+    )
     ny = np.minimum(block, h - np.arange(0, h, block))[:, None, None]
     nx = np.minimum(block, w - np.arange(0, w, block))[None, :, None]
     small = (sums / (ny * nx)).astype(_F32)

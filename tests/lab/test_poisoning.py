@@ -205,3 +205,52 @@ def test_cli_reports_a_finished_experiment(base: Path, workdir: Path, judges: li
     )
     assert code == 1
     assert "other settings" in capsys.readouterr().err
+
+
+def test_auc() -> None:
+    from sfumato.lab.robustness import auc
+
+    assert auc(torch.tensor([0.0, 1.0]), torch.tensor([2.0, 3.0])) == 1.0
+    assert auc(torch.tensor([2.0, 3.0]), torch.tensor([0.0, 1.0])) == 0.0
+    assert auc(torch.tensor([1.0, 1.0]), torch.tensor([1.0, 1.0])) == 0.5
+
+
+def test_robustness_experiment(base: Path, workdir: Path, judges: list, text: TextEncoder) -> None:
+    from sfumato.lab.robustness import RobustnessConfig, RobustnessExperiment
+
+    main_out = workdir / "poison"
+    if not (main_out / "settings.json").exists():
+        pytest.skip("needs test_experiment_end_to_end's folder")
+    from sfumato.lab.poisoning import load_settings
+
+    config = RobustnessConfig(
+        poison=load_settings(main_out), dose=3, countermeasures=("jpeg75",), methods=("shade", "shade-robust")
+    )
+    out = workdir / "robustness"
+    exp = RobustnessExperiment(config, out, main_out, base, CIFAR_ZIP)
+    exp.run_all()
+    # The main experiment grew a method; the countermeasure's experiment shares its poison pool.
+    settings = json.loads((main_out / "settings.json").read_text())
+    assert settings["methods"] == ["shade", "shade-robust", "dirty"]
+    assert (main_out / "poisons" / "shade-robust" / "chunk-000.pt").exists()
+    assert not (out / "jpeg75" / "poisons").exists()
+    # The scraper trained on JPEG-compressed images, clean and poisoned alike.
+    scraped = torch.load(out / "jpeg75" / "scraped" / "shade-jpeg75-3.pt", weights_only=True)
+    poisons = torch.load(main_out / "poisons" / "shade" / "chunk-000.pt", weights_only=True)["images"]
+    assert scraped.shape == poisons.shape and not torch.equal(scraped, poisons)
+    assert (out / "jpeg75" / "scraped" / "clean-mix-jpeg75-12.pt").exists()
+
+    results = json.loads(exp.finish(judges[:2], judges[2]).read_text())
+    assert results["schema"] == "sfumato.lab.robustness/1"
+    assert set(results["attack"]) == {"none", "jpeg75"}
+    assert set(results["attack"]["jpeg75"]) == {"shade", "shade-robust", "clean"}
+    cell = results["attack"]["jpeg75"]["shade"]["pixel"]["target"]
+    run = out / "jpeg75" / "runs" / "shade" / "N3" / "seed0"
+    images = torch.load(run / "samples-L2-w3.pt", weights_only=True)[prompt_for("dog")]
+    share_cat = float((judges[0].predict(images) == judges[0].classes.index("cat")).float().mean())
+    assert cell["mean"] == pytest.approx(share_cat)
+    for method in ("shade", "shade-robust"):
+        assert results[method]["survival"]["none"]["kept"] == pytest.approx(1.0)
+        assert 0.0 <= results[method]["detection_auc"] <= 1.0
+    assert "Latent shift kept" in (out / "report.md").read_text()
+    assert (out / "robustness.png").exists()

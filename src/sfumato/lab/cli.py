@@ -164,6 +164,43 @@ def _cmd_poison(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     return EXIT_OK
 
 
+def _cmd_robustness(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from sfumato.lab.base import BaseSpec
+    from sfumato.lab.poisoning import PoisonConfig, load_settings
+    from sfumato.lab.robustness import RobustnessConfig, RobustnessExperiment
+
+    _setup(args)
+    try:
+        base = _base_checkpoint(args)
+        pair = f"{args.source}-to-{args.target}"
+        main_out = args.poison or args.workdir / "poison" / pair
+        if (main_out / "settings.json").exists():
+            poison = load_settings(main_out)
+        else:
+            poison = PoisonConfig(source=args.source, target=args.target, base=BaseSpec(encoder=args.encoder))
+        config = RobustnessConfig(
+            poison=poison,
+            dose=args.dose,
+            countermeasures=args.countermeasures,
+            methods=args.methods,
+        )
+        config.poison.seeds = args.seeds
+        out = args.out or args.workdir / "robustness" / pair
+        exp = RobustnessExperiment(config, out, main_out, base, _zip(args), bars=not args.quiet)
+        if not args.report_only:
+            exp.run_all()
+        voters, features = load_judges(args.workdir)
+        if not voters:
+            print("no trained judges yet ('sfumato lab judges'): generated images are kept; rerun to score")
+            return EXIT_OK
+        results = exp.finish(voters, features)
+    except (FileNotFoundError, ValueError) as e:
+        _err(str(e))
+        return EXIT_FAILED
+    print(f"results: {results}\nreport:  {results.parent / 'report.md'}")
+    return EXIT_OK
+
+
 def _cmd_finetune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from sfumato.lab.base import latents_for
     from sfumato.lab.data import load_captioned_folder
@@ -224,6 +261,59 @@ def _cmd_private(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     metrics = json.loads((out / "metrics.json").read_text())
     print(f"private autoencoder: {ckpt} (held-out PSNR {metrics['held_out_psnr_db']:.2f} dB)")
     print(f"train its generator: sfumato lab train-base --encoder {ckpt}")
+    return EXIT_OK
+
+
+def _cmd_style_judge(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from sfumato.lab.style_judge import StyleJudgeSpec, train_style_judge
+
+    _setup(args)
+    spec = StyleJudgeSpec()
+    if args.epochs:
+        spec.judge.epochs = args.epochs
+    try:
+        folder = train_style_judge(args.workdir, args.shared, spec, bars=not args.quiet)
+    except (FileNotFoundError, ValueError) as e:
+        _err(str(e))
+        return EXIT_FAILED
+    metrics = json.loads((folder / "metrics.json").read_text())
+    print(f"style judge: held-out accuracy {100 * metrics['test_accuracy']:.2f} % ({folder})")
+    return EXIT_OK
+
+
+def _cmd_mimicry(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from sfumato.lab.base import BaseSpec
+    from sfumato.lab.mimicry import MimicryConfig, MimicryExperiment, load_settings
+    from sfumato.lab.style_judge import load_style_judge, train_style_judge
+
+    _setup(args)
+    try:
+        base = _base_checkpoint(args)
+        if args.report_only:
+            if args.out is None:
+                raise ValueError("--report-only needs the experiment folder (-o)")
+            config = load_settings(args.out)
+        else:
+            chosen = {k: getattr(args, k) for k in ("artists", "conditions") if getattr(args, k)}
+            config = MimicryConfig(
+                **chosen,
+                seeds=args.seeds,
+                style=args.style,
+                samples=args.samples,
+                finetune_steps=args.finetune_steps,
+                guidance=args.guidance,
+                base=BaseSpec(encoder=args.encoder),
+            )
+        out = args.out or args.workdir / "mimicry"
+        exp = MimicryExperiment(config, out, base, args.shared, bars=not args.quiet, weights_dir=args.weights)
+        if not args.report_only:
+            train_style_judge(args.workdir, args.shared, config.judge, bars=not args.quiet)
+            exp.run_all()
+        results = exp.finish(load_style_judge(args.workdir, config.judge))
+    except (FileNotFoundError, ValueError) as e:
+        _err(str(e))
+        return EXIT_FAILED
+    print(f"results: {results}\nreport:  {results.parent / 'report.md'}")
     return EXIT_OK
 
 
@@ -296,3 +386,62 @@ def add_lab_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     p.add_argument("-o", "--out", type=Path, default=None, help="experiment folder")
     p.add_argument("--report-only", action="store_true", help="score and report the finished runs only")
     p.set_defaults(func=_cmd_poison, subparser=p)
+
+    p = cmds.add_parser(
+        "robustness",
+        formatter_class=formatter,
+        help="poisons against countermeasures (JPEG, resizing, purification)",
+    )
+    common(p)
+    p.add_argument("--source", default="dog")
+    p.add_argument("--target", default="cat")
+    p.add_argument("--dose", type=int, default=100, help="poisoned images N")
+    p.add_argument(
+        "--countermeasures",
+        type=_names,
+        default=("jpeg75", "resize0.5", "ae_roundtrip", "impress"),
+        help="applied to every fine-tuning image (see sfumato purify --help)",
+    )
+    p.add_argument("--methods", type=_names, default=("shade", "shade-robust"))
+    p.add_argument("--seeds", type=_ints, default=(0,))
+    p.add_argument("--encoder", default="flux2", help="latent space of the base generator attacked")
+    p.add_argument("--base", type=Path, default=None, help="base checkpoint (default: the workdir's)")
+    p.add_argument(
+        "--poison", type=Path, default=None, help="the main poisoning experiment (its poisons are reused)"
+    )
+    p.add_argument("-o", "--out", type=Path, default=None, help="experiment folder")
+    p.add_argument("--report-only", action="store_true", help="score and report the finished runs only")
+    p.set_defaults(func=_cmd_robustness, subparser=p)
+
+    p = cmds.add_parser(
+        "style-judge", formatter_class=formatter, help="train the style judge of the mimicry experiment"
+    )
+    common(p)
+    p.add_argument("--epochs", type=int, default=0, help="override the preset's epochs")
+    p.set_defaults(func=_cmd_style_judge, subparser=p)
+
+    p = cmds.add_parser("mimicry", formatter_class=formatter, help="the style-mimicry experiment")
+    common(p)
+    p.add_argument(
+        "--artists",
+        type=_names,
+        default=None,
+        help="artists fine-tuned on (default: all of sfumato.lab.artists)",
+    )
+    p.add_argument(
+        "--conditions",
+        type=_names,
+        default=None,
+        help="clean, cloak-<i>, linf-<i> (equal PSNR), auto-<i>, share<NN>-<i>; <i>: low, default, high "
+        "(default: clean, cloak at each intensity, linf, auto and shares 25/50/75 at default)",
+    )
+    p.add_argument("--seeds", type=_ints, default=(0, 1, 2))
+    p.add_argument("--style", default="sketch", help="the fixed cloak target style")
+    p.add_argument("--samples", type=int, default=80, help="images drawn per run (per seed)")
+    p.add_argument("--guidance", type=_floats, default=(3.0,), help="guidance scales to evaluate")
+    p.add_argument("--finetune-steps", type=_ints, default=(200, 400), help="fine-tuning lengths evaluated")
+    p.add_argument("--encoder", default="flux2", help="latent space of the base generator")
+    p.add_argument("--base", type=Path, default=None, help="base checkpoint (default: the workdir's)")
+    p.add_argument("-o", "--out", type=Path, default=None, help="experiment folder (WORKDIR/mimicry)")
+    p.add_argument("--report-only", action="store_true", help="score and report the finished runs only")
+    p.set_defaults(func=_cmd_mimicry, subparser=p)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from sfumato.budget import make_budget
+from sfumato.countermeasures.differentiable import ROBUST_RECIPE, ROBUST_STEP_FACTOR
 from sfumato.encoders import load_encoder
 from sfumato.optimise import SPEED, Ensemble, attack
 
@@ -94,6 +95,7 @@ def make_poisons(
     budget: str = "jnd",
     speed: str = "thorough",
     steps: int | None = None,
+    robust: bool = False,
     seed: int = 0,
     batch: int = 32,
     weights_dir: str | None = None,
@@ -102,7 +104,9 @@ def make_poisons(
     """Poison ``sources`` (N, 3, S, S) toward ``candidates`` (K, 3, S, S), uint8 or [0, 1].
 
     ``anchors`` (N,) names each source's candidate; by default :func:`assign_anchors` picks them.
-    Batch ``b`` of ``batch`` images is optimised with seed ``seed + b * batch``.
+    Batch ``b`` of ``batch`` images is optimised with seed ``seed + b * batch``. ``robust=True``
+    optimises through the engine's random differentiable countermeasures, with ``ROBUST_STEP_FACTOR``
+    times the steps, exactly as ``sfumato shade --robust`` does.
     """
     encs = [load_encoder(name, weights_dir) for name in encoders]
     ensemble = Ensemble(encs)
@@ -113,13 +117,20 @@ def make_poisons(
     src_lat = encode_with(encs, src)
     rule = make_budget(intensity, budget)
     preset = SPEED[speed]
-    n_steps = steps or int(preset["steps"])
+    n_steps = (steps or int(preset["steps"])) * (ROBUST_STEP_FACTOR if robust else 1)
     out = torch.empty_like(src)
     for start in range(0, src.shape[0], batch):
         x = src[start : start + batch]
         targets = [z[start : start + batch] for z in targets_all]
         result = attack(
-            x, targets, ensemble, rule.allowance(x), steps=n_steps, lr=preset["lr"], seed=seed + start
+            x,
+            targets,
+            ensemble,
+            rule.allowance(x),
+            steps=n_steps,
+            lr=preset["lr"],
+            seed=seed + start,
+            transform=ROBUST_RECIPE if robust else None,
         )
         out[start : start + x.shape[0]] = ((x + result.delta) * 255).round().clamp(0, 255) / 255
         if progress is not None:

@@ -8,7 +8,13 @@ prompts and unrelated prompts and judge them. Poisoning methods:
 - ``shade``: source images shaded by the engine toward anchors that the base generator itself draws for
   the target prompt (the Nightshade recipe);
 - ``shade-real``: the same, toward real target-class training images (never used for evaluation);
+- ``shade-robust``: ``shade`` crafted in the engine's robust mode (``--robust``: optimised through random
+  JPEG, resizing, blur and noise), for training sets that a scraper has compressed or purified;
 - ``dirty``: the baseline, real target-class images captioned as the source (plain mislabelling).
+
+A ``countermeasure`` (any of :data:`sfumato.countermeasures.COUNTERMEASURES`) models a scraper that
+compresses or purifies everything it collects: it is applied to every fine-tuning image, clean and
+poisoned alike, before encoding (see :mod:`sfumato.lab.robustness`).
 
 Doses are nested (the first N of one fixed poison set). Runs are independent folders under
 ``out/runs/<method>/N<dose>/seed<seed>``; each keeps its generated images (``samples-*.pt``) and its
@@ -39,7 +45,8 @@ from sfumato.lab.storage import atomic_torch_save
 from sfumato.lab.text import TextEncoder
 from sfumato.lab.train import TrainConfig, finetune, load_generator
 
-METHODS = ("shade", "shade-real", "dirty")
+METHODS = ("shade", "shade-robust", "shade-real", "dirty")
+ANCHOR_SET = {"shade": "shade", "shade-robust": "shade", "shade-real": "shade-real"}  # method -> anchors
 POISON_OFFSET = 1000  # CIFAR-10 train index where the poison sources (and dirty-label images) start
 ANCHOR_OFFSET = 2000  # where the real anchors for shade-real start
 POISON_CHUNK = 50  # poisons crafted (and saved) per chunk
@@ -69,6 +76,7 @@ class PoisonConfig:
     intensity: str = "high"
     budget: str = "jnd"
     poison_steps: int = 48
+    countermeasure: str = ""  # applied to every fine-tuning image ("": none)
     base: BaseSpec = field(default_factory=BaseSpec)
 
     def __post_init__(self) -> None:
@@ -81,6 +89,13 @@ class PoisonConfig:
                 raise ValueError(
                     f"{c!r} is not one of the base generator's classes {list(self.base.classes)}"
                 )
+        if self.countermeasure:
+            from sfumato.countermeasures import COUNTERMEASURES
+
+            if self.countermeasure not in COUNTERMEASURES:
+                raise ValueError(
+                    f"unknown countermeasure {self.countermeasure!r}; known: {', '.join(COUNTERMEASURES)}"
+                )
         if max(self.doses) > self.poison_pool:
             raise ValueError(f"the largest dose {max(self.doses)} exceeds poison_pool {self.poison_pool}")
         if sorted(self.finetune_steps) != list(self.finetune_steps) or not self.finetune_steps:
@@ -89,6 +104,12 @@ class PoisonConfig:
     @property
     def pair(self) -> str:
         return f"{self.source}-to-{self.target}"
+
+    def poison_settings(self) -> dict[str, Any]:
+        """The settings a poison pool depends on: pools agreeing on these can be shared."""
+        keys = ("source", "target", "poison_pool", "anchor_candidates", "poison_encoders")
+        keys += ("intensity", "budget", "poison_steps", "sampler_steps")
+        return {k: v for k, v in self.to_dict().items() if k in keys} | {"base": self.base.to_dict()}
 
     def prompts(self) -> dict[str, str]:
         """Evaluation prompts and their role: source, related, unrelated."""
@@ -103,6 +124,8 @@ class PoisonConfig:
         for k, v in d.items():
             if isinstance(v, tuple):
                 d[k] = list(v)
+        if not d["countermeasure"]:
+            del d["countermeasure"]  # so folders made before countermeasures existed keep their settings
         return d
 
     @classmethod
@@ -123,6 +146,12 @@ def load_settings(out: str | Path) -> PoisonConfig:
 
 
 Progress = Callable[[str], None]
+GROWABLE = ("doses", "methods", "seeds")
+
+
+def _growable_order(key: str) -> Callable[[Any], Any]:
+    """Sort order of a growable setting: numbers ascending, methods in :data:`METHODS` order."""
+    return (lambda m: METHODS.index(m)) if key == "methods" else (lambda v: v)
 
 
 def _log(progress: Progress | None, message: str) -> None:
@@ -140,6 +169,7 @@ class Experiment:
         base_checkpoint: str | Path,
         zip_path: str | Path,
         *,
+        pool: str | Path | None = None,
         text: TextEncoder | None = None,
         progress: Progress | None = print,
         bars: bool = False,
@@ -148,22 +178,41 @@ class Experiment:
         self.out = Path(out)
         self.base_checkpoint = Path(base_checkpoint)
         self.zip_path = Path(zip_path)
+        self.pool = Path(pool) if pool is not None else self.out / "poisons"
         self.text = text or TextEncoder()
         self.progress = progress
         self.bars = bars
         self.out.mkdir(parents=True, exist_ok=True)
         settings = self.out / "settings.json"
+        new = json.loads(json.dumps(config.to_dict()))
         if settings.exists():
-            old, new = json.loads(settings.read_text()), json.loads(json.dumps(config.to_dict()))
+            old = json.loads(settings.read_text())
             # Adding doses, methods or seeds extends an experiment; anything else would mix two.
-            growable = ("doses", "methods", "seeds")
-            diff = sorted(k for k in set(old) | set(new) if k not in growable and old.get(k) != new.get(k))
+            diff = sorted(k for k in set(old) | set(new) if k not in GROWABLE and old.get(k) != new.get(k))
             if diff:
                 raise ValueError(
                     f"{self.out} holds an experiment with other settings ({', '.join(diff)}); "
                     "use another --out or the same settings"
                 )
-        atomic_write_text(settings, json.dumps(config.to_dict(), indent=2) + "\n")
+            # The folder's settings describe every run in it: runs of an earlier (or concurrent) call
+            # with other doses, methods or seeds stay part of the report.
+            for k in GROWABLE:
+                new[k] = sorted(set(old[k]) | set(new[k]), key=_growable_order(k))
+        atomic_write_text(settings, json.dumps(new, indent=2) + "\n")
+        self._check_pool()
+
+    def _check_pool(self) -> None:
+        """A pool shared between experiments must have been crafted with the same poison settings."""
+        record = self.pool / "pool.json"
+        mine = json.loads(json.dumps(self.config.poison_settings()))
+        if record.exists():
+            theirs = json.loads(record.read_text())
+            diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+            if diff:
+                raise ValueError(f"the poison pool {self.pool} was crafted with other {', '.join(diff)}")
+        else:
+            self.pool.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(record, json.dumps(mine, indent=2) + "\n")
 
     # -- data ---------------------------------------------------------------------------------------
 
@@ -183,7 +232,8 @@ class Experiment:
     def anchors(self, method: str) -> torch.Tensor:
         """Target images the poisons aim at: drawn by the base generator, or real ones (cached)."""
         c = self.config
-        path = self.out / "poisons" / f"anchors-{method}.pt"
+        method = ANCHOR_SET[method]
+        path = self.pool / f"anchors-{method}.pt"
         if path.exists():
             return torch.load(path, weights_only=True)
         if method == "shade":
@@ -213,7 +263,7 @@ class Experiment:
         c = self.config
         if n > c.poison_pool:
             raise ValueError(f"dose {n} exceeds the poison pool of {c.poison_pool} images")
-        folder = self.out / "poisons" / method
+        folder = self.pool / method
         folder.mkdir(parents=True, exist_ok=True)
         if method == "dirty":
             path = folder / "images.pt"
@@ -247,6 +297,7 @@ class Experiment:
                     intensity=c.intensity,
                     budget=c.budget,
                     steps=c.poison_steps,
+                    robust=method == "shade-robust",
                     seed=lo,
                 )
                 atomic_torch_save(
@@ -265,10 +316,7 @@ class Experiment:
         """Strength and cost of the crafted poisons, per method (over every chunk crafted so far)."""
         out = {}
         for m in self.config.methods:
-            chunks = [
-                torch.load(p, weights_only=True)
-                for p in sorted((self.out / "poisons" / m).glob("chunk-*.pt"))
-            ]
+            chunks = [torch.load(p, weights_only=True) for p in sorted((self.pool / m).glob("chunk-*.pt"))]
             if not chunks:
                 continue
             closed = torch.cat([ch["closed"] for ch in chunks])
@@ -283,6 +331,31 @@ class Experiment:
                 "seconds_per_image": seconds / closed.numel(),
             }
         return out
+
+    def scraped(self, images: torch.Tensor, key: str) -> torch.Tensor:
+        """``images`` (uint8) as the scraper trains on them: through the countermeasure, if any (cached).
+
+        Image ``i`` of a set always gets seed ``i``, so nested doses see the same purified poisons.
+        """
+        if not self.config.countermeasure:
+            return images
+        return self.scraped_with(self.config.countermeasure, images, key)
+
+    def scraped_with(self, countermeasure: str, images: torch.Tensor, key: str) -> torch.Tensor:
+        """``images`` (uint8) through ``countermeasure``, cached in ``scraped/``; image i gets seed i."""
+        from sfumato.countermeasures import COUNTERMEASURES
+
+        path = self.out / "scraped" / f"{key}-{countermeasure}-{images.shape[0]}.pt"
+        if path.exists():
+            return torch.load(path, weights_only=True)
+        _log(self.progress, f"applying {countermeasure} to {images.shape[0]} {key} images")
+        cm = COUNTERMEASURES[countermeasure]
+        x = images.float() / 255
+        step = 1 if cm.random else 100
+        out = torch.cat([cm(x[i : i + step], seed=i) for i in range(0, x.shape[0], step)])
+        result = (out.clamp(0, 1) * 255).round().to(torch.uint8)
+        atomic_torch_save(result, path)
+        return result
 
     # -- runs ---------------------------------------------------------------------------------------
 
@@ -311,10 +384,11 @@ class Experiment:
         folder.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         images, captions = self.clean_mix()
+        images = self.scraped(images, "clean-mix")
         latents = latents_for(images, c.base.encoder, self.out, "clean-mix", c.base.size, progress=self.bars)
         if dose:
             poison = latents_for(
-                self.poisons(method, dose),
+                self.scraped(self.poisons(method, dose), method),
                 c.base.encoder,
                 self.out,
                 f"poisons-{method}",

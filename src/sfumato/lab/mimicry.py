@@ -1,0 +1,639 @@
+"""The style-mimicry experiment: does ``cloak`` stop a generator from learning an artist's style?
+
+For each artist (:mod:`sfumato.lab.artists`) and condition, the artist's mimicry works (never seen by the
+style judge) are protected with :func:`sfumato.protect.cloak` at their working size, cut into 64 px
+training views, and the base generator is fine-tuned on them captioned "a painting by <artist>" (a few
+templates). It then draws ``samples`` images per seed for "a painting by <artist>", and the style judge
+(:mod:`sfumato.lab.style_judge`) says whose style each one is. Mimicry success is the share judged as
+the artist; protection success is one minus that; the share judged as the cloak's target style says
+whether the cloak steered the mimic toward its target rather than merely spoiling it.
+
+Conditions (names, growable like the artists and seeds):
+
+- ``clean``: no protection;
+- ``cloak-<intensity>``: every work cloaked toward the fixed target ``style`` (visibility-aware budget);
+- ``linf-<intensity>``: the same with a plain L-inf budget whose bound is calibrated per work to the PSNR
+  of that work's ``cloak-<intensity>`` copy (equal PSNR; ``linf_passes`` cloaks per work);
+- ``auto-<intensity>``: visibility-aware, the target style chosen per work by ``--style auto``;
+- ``share<NN>-<intensity>``: only NN % of the works cloaked (as ``cloak-<intensity>``), the rest left
+  clean, as an artist's older work is already online. Shares are nested (a fixed order of the works).
+
+A work and its cloaked copy give exactly the same views (crops depend on the seed and the work's size
+only), and captions depend on the artist only, so conditions differ by the cloak alone.
+
+Layout of the output folder: ``settings.json``; ``cloaks/<artist>/<variant>/work-NNN.pt`` (one cloaked
+work each, with its PSNR, latent movement, target style and time: resumable); ``runs/<artist>/<condition>/
+seed<s>/`` (``run.json``, ``samples-L<steps>-w<guidance>.pt``, ``score.json``; the fine-tuned weights are
+deleted once sampled); ``results.json``, ``report.md`` and figures (:mod:`sfumato.lab.mimicry_report`).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sfumato.imageio import atomic_write_text
+from sfumato.lab.artists import ARTISTS, MIMICRY_ARTISTS, WORK_SIZE, Works, stable_seed, views_of
+from sfumato.lab.artists import works as artist_works
+from sfumato.lab.base import BaseSpec, latents_for
+from sfumato.lab.evaluate import DEFAULT_GUIDANCE, SAMPLER_STEPS, generate, shares
+from sfumato.lab.judges import Judge
+from sfumato.lab.report import _mean_std
+from sfumato.lab.storage import atomic_torch_save
+from sfumato.lab.style_judge import StyleJudgeSpec
+from sfumato.lab.text import TextEncoder
+from sfumato.lab.train import TrainConfig, finetune, load_generator
+from sfumato.styles import STYLE_NAMES
+
+SCHEMA = "sfumato.lab.mimicry/1"
+INTENSITIES = ("low", "default", "high")
+KINDS = ("clean", "cloak", "linf", "auto", "share")
+DEFAULT_CONDITIONS: tuple[str, ...] = (
+    "clean",
+    "cloak-low",
+    "cloak-default",
+    "cloak-high",
+    "linf-default",
+    "auto-default",
+    "share25-default",
+    "share50-default",
+    "share75-default",
+)
+#: Training captions; the first is also the evaluation prompt.
+CAPTION_TEMPLATES: tuple[str, ...] = (
+    "a painting by {}",
+    "an artwork by {}",
+    "a picture painted by {}",
+    "a work of art by {}",
+    "art by {}",
+)
+GROWABLE = ("artists", "conditions", "seeds")
+SCORE = "score.json"
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A parsed condition name (see the module docstring)."""
+
+    name: str
+    kind: str
+    intensity: str | None = None
+    share: int = 100  # percent of the works cloaked
+
+    @property
+    def budget(self) -> str | None:
+        return None if self.kind == "clean" else "linf" if self.kind == "linf" else "jnd"
+
+    def variant(self, style: str) -> str | None:
+        """The cloaked copies this condition uses: ``<budget>-<intensity>-<style or auto>``."""
+        if self.kind == "clean":
+            return None
+        return f"{self.budget}-{self.intensity}-{'auto' if self.kind == 'auto' else style}"
+
+
+_PATTERN = re.compile(r"^(?:(cloak|linf|auto)|share(\d+))-(low|default|high)$")
+
+
+def parse_condition(name: str) -> Condition:
+    if name == "clean":
+        return Condition(name, "clean", share=0)
+    m = _PATTERN.match(name)
+    if not m:
+        raise ValueError(
+            f"unknown condition {name!r}; use clean, cloak-<i>, linf-<i>, auto-<i> or share<NN>-<i> "
+            f"with <i> one of {', '.join(INTENSITIES)}"
+        )
+    kind, share, intensity = m.group(1) or "share", m.group(2), m.group(3)
+    if share is not None and not 0 < int(share) < 100:
+        raise ValueError(
+            f"{name}: the share must be between 1 and 99 (0 is 'clean', 100 'cloak-{intensity}')"
+        )
+    return Condition(name, kind, intensity, int(share) if share is not None else 100)
+
+
+def condition_order(name: str) -> tuple[int, int, int]:
+    """Sort order: clean, cloak, linf, auto, share; then intensity; then share."""
+    c = parse_condition(name)
+    return (KINDS.index(c.kind), INTENSITIES.index(c.intensity) if c.intensity else -1, c.share)
+
+
+def _growable_order(key: str) -> Callable[[Any], Any]:
+    if key == "conditions":
+        return condition_order
+    if key == "artists":
+        return list(ARTISTS).index
+    return lambda v: v
+
+
+def prompt_for_artist(artist: str) -> str:
+    """The evaluation prompt: "a painting by <name>"."""
+    return CAPTION_TEMPLATES[0].format(ARTISTS[artist].name)
+
+
+@dataclass
+class MimicryConfig:
+    """Everything that determines the experiment's figures (written beside them as ``settings.json``)."""
+
+    artists: tuple[str, ...] = MIMICRY_ARTISTS
+    conditions: tuple[str, ...] = DEFAULT_CONDITIONS
+    seeds: tuple[int, ...] = (0, 1, 2)
+    style: str = "sketch"  # the fixed cloak target (built-in style)
+    works: int | None = None  # at most this many mimicry works per artist (None: all, 12-20)
+    work_size: int = WORK_SIZE  # short side the works are rendered, cloaked and cut at
+    view_scale: tuple[float, float] = (0.5, 1.0)  # crop side as a fraction of the work's short side
+    views: int = 320  # training views per artist, spread evenly over its works
+    samples: int = 80  # images drawn per run (per seed): 240 per condition over 3 seeds
+    guidance: tuple[float, ...] = (DEFAULT_GUIDANCE,)
+    sampler_steps: int = SAMPLER_STEPS
+    finetune_steps: tuple[int, ...] = (200, 400)  # evaluated at each; constant learning rate after warm-up
+    finetune_batch: int = 32
+    finetune_lr: float = 1e-4
+    cloak_encoders: tuple[str, ...] = ("flux2",)
+    cloak_speed: str = "default"
+    cloak_steps: int | None = None  # None: the speed preset's
+    linf_passes: int = 2  # cloaks per work to match the jnd copy's PSNR with a plain L-inf bound
+    judge: StyleJudgeSpec = field(default_factory=StyleJudgeSpec)
+    base: BaseSpec = field(default_factory=BaseSpec)
+
+    def __post_init__(self) -> None:
+        self.artists = tuple(self.artists)
+        self.conditions = tuple(self.conditions)
+        self.seeds = tuple(self.seeds)
+        self.view_scale = tuple(self.view_scale)  # type: ignore[assignment]
+        for a in self.artists:
+            if a not in MIMICRY_ARTISTS:
+                raise ValueError(f"unknown artist {a!r}; known: {', '.join(MIMICRY_ARTISTS)}")
+        parsed = [parse_condition(c) for c in self.conditions]
+        if self.style not in STYLE_NAMES:
+            raise ValueError(f"unknown cloak style {self.style!r}; choose one of {', '.join(STYLE_NAMES)}")
+        needed = set(self.artists) | {self.style}
+        if any(c.kind == "auto" for c in parsed):
+            needed |= set(STYLE_NAMES)
+        missing = sorted(needed - set(self.judge.classes))
+        if missing:
+            raise ValueError(f"the style judge must know {missing} to score these artists and conditions")
+        if not self.finetune_steps or sorted(self.finetune_steps) != list(self.finetune_steps):
+            raise ValueError("finetune_steps must be increasing")
+        if self.samples < 1 or self.views < 1 or self.linf_passes < 1 or not self.guidance:
+            raise ValueError("samples, views and linf_passes must be >= 1, and guidance not empty")
+
+    def parsed(self) -> list[Condition]:
+        return [parse_condition(c) for c in self.conditions]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["judge"] = self.judge.to_dict()
+        d["base"] = self.base.to_dict()
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MimicryConfig:
+        from sfumato.lab.base import spec_from_dict
+
+        d = dict(d)
+        d["base"] = spec_from_dict(d["base"])
+        d["judge"] = StyleJudgeSpec.from_dict(d["judge"])
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def load_settings(out: str | Path) -> MimicryConfig:
+    """The configuration a mimicry folder was run with (the union of every call's artists, ...)."""
+    path = Path(out) / "settings.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: not a mimicry experiment folder")
+    return MimicryConfig.from_dict(json.loads(path.read_text()))
+
+
+Progress = Callable[[str], None]
+
+
+def _log(progress: Progress | None, message: str) -> None:
+    if progress is not None:
+        progress(message)
+
+
+class MimicryExperiment:
+    """One mimicry experiment in a folder; every step is cached there and resumes."""
+
+    def __init__(
+        self,
+        config: MimicryConfig,
+        out: str | Path,
+        base_checkpoint: str | Path,
+        shared: str | Path | None,
+        *,
+        text: TextEncoder | None = None,
+        progress: Progress | None = print,
+        bars: bool = False,
+        device: str = "cpu",
+        weights_dir: str | Path | None = None,
+    ) -> None:
+        self.config = config
+        self.out = Path(out)
+        self.base_checkpoint = Path(base_checkpoint)
+        self.shared = shared
+        self._text = text
+        self.progress = progress
+        self.bars = bars
+        self.device = device
+        self.weights_dir = weights_dir
+        self._works: dict[str, Works] = {}
+        self.out.mkdir(parents=True, exist_ok=True)
+        settings = self.out / "settings.json"
+        new = json.loads(json.dumps(config.to_dict()))
+        if settings.exists():
+            old = json.loads(settings.read_text())
+            # Adding artists, conditions or seeds extends an experiment; anything else would mix two.
+            diff = sorted(k for k in set(old) | set(new) if k not in GROWABLE and old.get(k) != new.get(k))
+            if diff:
+                raise ValueError(
+                    f"{self.out} holds an experiment with other settings ({', '.join(diff)}); "
+                    "use another --out or the same settings"
+                )
+            for k in GROWABLE:
+                new[k] = sorted(set(old[k]) | set(new[k]), key=_growable_order(k))
+        atomic_write_text(settings, json.dumps(new, indent=2) + "\n")
+        #: Everything in the folder (this call's runs and earlier ones): what is scored and reported.
+        self.settings = MimicryConfig.from_dict(new)
+
+    @property
+    def text(self) -> TextEncoder:
+        if self._text is None:
+            self._text = TextEncoder()
+        return self._text
+
+    # -- works and their cloaked copies -------------------------------------------------------------
+
+    def works(self, artist: str) -> Works:
+        """The artist's mimicry works at the working size (rendered; memoised)."""
+        if artist not in self._works:
+            c = self.config
+            self._works[artist] = artist_works(
+                artist, "mimicry", self.shared, work_size=c.work_size, limit=c.works
+            )
+        return self._works[artist]
+
+    def cloak_path(self, artist: str, variant: str, k: int) -> Path:
+        return self.out / "cloaks" / artist / variant / f"work-{k:03d}.pt"
+
+    def _cloak(self, image: torch.Tensor, style: str, budget: str, intensity: str, eps: float | None, k: int):
+        from sfumato.protect import cloak
+
+        c = self.config
+        return cloak(
+            image.float() / 255,
+            style,
+            encoders=c.cloak_encoders,
+            intensity=intensity,
+            budget=budget,
+            eps=eps,
+            speed=c.cloak_speed,
+            steps=c.cloak_steps,
+            seed=k,
+            device=self.device,
+            weights_dir=self.weights_dir,
+        )
+
+    def cloaked(self, artist: str, variant: str, k: int) -> dict[str, Any]:
+        """Work ``k`` of ``artist`` cloaked as ``variant`` (cached): image, PSNR, movement, style, eps."""
+        path = self.cloak_path(artist, variant, k)
+        if path.exists():
+            return torch.load(path, weights_only=True)
+        budget, intensity, style = variant.split("-", 2)
+        work = self.works(artist).images[k]
+        started = time.perf_counter()
+        eps, target_psnr = None, None
+        passes = 1
+        if budget == "linf":
+            # Equal PSNR: the plain bound that gives this work the PSNR of its visibility-aware copy.
+            target_psnr = float(self.cloaked(artist, f"jnd-{intensity}-{style}", k)["psnr"])
+            eps = min(0.25, max(1 / 255, 10 ** (-target_psnr / 20)))  # a saturated +-eps has that PSNR
+            passes = self.config.linf_passes
+        for p in range(passes):
+            result = self._cloak(work, style, budget, intensity, eps, k)
+            psnr = float(result.report["effect"]["quality"]["psnr_db"])
+            if eps is not None and target_psnr is not None and p < passes - 1:
+                eps = min(0.25, max(0.5 / 255, eps * 10 ** ((psnr - target_psnr) / 20)))
+        latents = result.report["effect"]["latents"]
+        record = {
+            "image": (result.tensor * 255).round().clamp(0, 255).to(torch.uint8),
+            "name": self.works(artist).names[k],
+            "psnr": psnr,
+            "target_psnr": target_psnr,
+            "eps_255": None if eps is None else eps * 255,
+            "style": result.report.get("style", style),
+            "moved": {e: float(v.get("fraction_moved", 0.0)) for e, v in latents.items()},
+            "seconds": time.perf_counter() - started,
+        }
+        atomic_torch_save(record, path)
+        return record
+
+    def cloaked_set(self, artist: str, cond: Condition) -> list[int]:
+        """Indices of the works cloaked under ``cond``: a fixed order per artist, the first share %."""
+        n = len(self.works(artist).images)
+        order = sorted(range(n), key=lambda k: stable_seed(artist, "share-order", k))
+        return sorted(order[: round(n * cond.share / 100)])
+
+    def training_views(self, artist: str, cond: Condition) -> tuple[torch.Tensor, list[int]]:
+        """The fine-tuning views (uint8 (views, 3, 64, 64)) and the indices of the cloaked works."""
+        c = self.config
+        images = list(self.works(artist).images)
+        chosen = self.cloaked_set(artist, cond)
+        variant = cond.variant(c.style)
+        for i, k in enumerate(chosen, 1):
+            if variant is not None:
+                if not self.cloak_path(artist, variant, k).exists():
+                    _log(self.progress, f"cloaking {artist} work {i}/{len(chosen)} ({variant})")
+                images[k] = self.cloaked(artist, variant, k)["image"]
+        views = views_of(artist, images, c.views, size=c.base.size, scale=c.view_scale, salt="mimicry")
+        return views, chosen
+
+    def captions(self, artist: str, n: int) -> list[str]:
+        """Training captions: the artist's name in a random template (depends on the artist only)."""
+        rng = random.Random(stable_seed(artist, "captions"))
+        name = ARTISTS[artist].name
+        return [rng.choice(CAPTION_TEMPLATES).format(name) for _ in range(n)]
+
+    # -- runs ---------------------------------------------------------------------------------------
+
+    def run_dir(self, artist: str, condition: str, seed: int) -> Path:
+        return self.out / "runs" / artist / condition / f"seed{seed}"
+
+    def planned(self, config: MimicryConfig | None = None) -> list[tuple[str, str, int]]:
+        """Every (artist, condition, seed) run of ``config`` (default: this call's)."""
+        c = config or self.config
+        return [(a, cond, s) for s in c.seeds for a in c.artists for cond in c.conditions]
+
+    def run(self, artist: str, condition: str, seed: int) -> Path:
+        """Fine-tune on the artist's (protected) views, then draw and keep the images; resumable."""
+        c = self.config
+        folder = self.run_dir(artist, condition, seed)
+        record = folder / "run.json"
+        if record.exists():
+            return folder
+        cond = parse_condition(condition)
+        started = time.perf_counter()
+        views, chosen = self.training_views(artist, cond)
+        folder.mkdir(parents=True, exist_ok=True)
+        latents = latents_for(
+            views, c.base.encoder, self.out, f"views-{artist}-{condition}", c.base.size, progress=self.bars
+        )
+        captions = self.captions(artist, views.shape[0])
+        from sfumato.lab.autoencoder import load_lab_decoder
+
+        decoder = load_lab_decoder(c.base.encoder)
+        prompt = prompt_for_artist(artist)
+        ckpt_dir = folder / "finetune"
+        timings: dict[str, float] = {}
+        for i, steps in enumerate(c.finetune_steps):
+            t0 = time.perf_counter()
+            cfg = TrainConfig(
+                steps=steps,
+                batch=c.finetune_batch,
+                lr=c.finetune_lr,
+                warmup=20,
+                min_lr_frac=1.0,
+                ema_decay=0.99,
+                seed=seed,
+                checkpoint_every=100,
+                log_every=25,
+                save_optimizer_at_end=steps != c.finetune_steps[-1],
+            )
+            finetune(
+                self.base_checkpoint,
+                latents,
+                captions,
+                self.text.encode_tokens,
+                cfg,
+                ckpt_dir,
+                progress=self.bars,
+                meta={"artist": artist, "condition": condition},
+            )
+            timings[f"finetune_to_{steps}"] = round(time.perf_counter() - t0, 1)
+            model, _, _, _ = load_generator(ckpt_dir / "checkpoint.pt")
+            final = i == len(c.finetune_steps) - 1
+            for g in c.guidance if final else c.guidance[:1]:
+                t0 = time.perf_counter()
+                drawn = generate(
+                    model,
+                    decoder,
+                    self.text.encode_tokens,
+                    [prompt],
+                    c.samples,
+                    guidance=g,
+                    seed=seed,
+                    steps=c.sampler_steps,
+                )
+                atomic_torch_save({prompt: drawn[prompt]}, folder / f"samples-L{steps}-w{g:g}.pt")
+                timings[f"sample_L{steps}_w{g:g}"] = round(time.perf_counter() - t0, 1)
+            _log(self.progress, f"{artist} {condition} seed={seed}: fine-tuned to {steps} steps and sampled")
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        info = {
+            "artist": artist,
+            "condition": condition,
+            "seed": seed,
+            "train_views": int(views.shape[0]),
+            "works": len(self.works(artist).images),
+            "cloaked_works": chosen,
+            "seconds": round(time.perf_counter() - started, 1),
+            "timings": timings,
+        }
+        atomic_write_text(record, json.dumps(info, indent=2) + "\n")
+        return folder
+
+    def run_all(self, only: Sequence[tuple[str, str, int]] | None = None) -> list[Path]:
+        todo = list(only) if only is not None else self.planned()
+        done = []
+        for k, (artist, condition, seed) in enumerate(todo, 1):
+            _log(self.progress, f"[{k}/{len(todo)}] {artist} {condition} seed={seed}")
+            done.append(self.run(artist, condition, seed))
+        return done
+
+    # -- scoring ------------------------------------------------------------------------------------
+
+    def score_run(self, folder: Path, judge: Judge) -> dict[str, dict[str, float]]:
+        """``{"L<len>-w<g>": {class: share}}`` of the run's images, cached against the judge."""
+        path = folder / SCORE
+        key = f"{judge.name}:{judge.info.get('key', '')}:{judge.info.get('test_accuracy', '')}"
+        if path.exists():
+            cached = json.loads(path.read_text())
+            if cached.get("judge") == key:
+                return cached["scores"]
+        scores = {}
+        for f in sorted(folder.glob("samples-L*-w*.pt")):
+            images: dict[str, torch.Tensor] = torch.load(f, weights_only=True)
+            (drawn,) = images.values()
+            scores[f.stem[len("samples-") :]] = shares(judge, drawn)
+        atomic_write_text(path, json.dumps({"judge": key, "scores": scores}, indent=1) + "\n")
+        return scores
+
+    def target_styles(self, artist: str, cond: Condition) -> list[str]:
+        """The cloak's target style(s) for ``cond``: the fixed style, or those ``auto`` chose (clean:
+        the fixed style, as the baseline of how often an unprotected mimic draws it by chance)."""
+        s = self.settings
+        if cond.kind != "auto":
+            return [s.style]
+        variant = cond.variant(s.style)
+        assert variant is not None
+        found = {
+            str(torch.load(p, weights_only=True)["style"])
+            for p in sorted((self.out / "cloaks" / artist / variant).glob("work-*.pt"))
+        }
+        return sorted(found)
+
+    def protection_stats(self, artist: str, cond: Condition, judge: Judge | None) -> dict[str, Any]:
+        """What the cloak did to the works: PSNR, latent movement, bound, styles, time, and what the
+        judge makes of the training views (the same views, clean or cloaked)."""
+        s = self.settings
+        variant = cond.variant(s.style)
+        n = len(self.works(artist).images)
+        chosen = self.cloaked_set(artist, cond)
+        out: dict[str, Any] = {"works": n, "cloaked": len(chosen), "variant": variant}
+        records = []
+        if variant is not None:
+            paths = [self.cloak_path(artist, variant, k) for k in chosen]
+            if not all(p.exists() for p in paths):
+                return out
+            records = [torch.load(p, weights_only=True) for p in paths]
+        if records:
+            psnr = torch.tensor([r["psnr"] for r in records])
+            out.update(
+                psnr_mean=float(psnr.mean()),
+                psnr_min=float(psnr.min()),
+                moved_mean={
+                    e: sum(r["moved"][e] for r in records) / len(records) for e in records[0]["moved"]
+                },
+                seconds_per_work=sum(float(r["seconds"]) for r in records) / len(records),
+                styles={
+                    st: sum(r["style"] == st for r in records) for st in sorted({r["style"] for r in records})
+                },
+            )
+            if records[0]["eps_255"] is not None:
+                out["eps_255_mean"] = sum(float(r["eps_255"]) for r in records) / len(records)
+                out["target_psnr_mean"] = sum(float(r["target_psnr"]) for r in records) / len(records)
+        if judge is not None:
+            views, _ = self.training_views(artist, cond)
+            votes = shares(judge, views)
+            out["views_judged"] = {
+                "artist": votes[artist],
+                "target": sum(votes[t] for t in self.target_styles(artist, cond)),
+            }
+        return out
+
+    def score(self, judge: Judge) -> list[dict[str, Any]]:
+        runs = []
+        for artist, condition, seed in self.planned(self.settings):
+            folder = self.run_dir(artist, condition, seed)
+            if not (folder / "run.json").exists():
+                continue
+            info = json.loads((folder / "run.json").read_text())
+            runs.append({**info, "scores": self.score_run(folder, judge)})
+        return runs
+
+    def summarise(self, runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        """``summary[artist][condition][setting]``: mimicry, protection, target, photo and every class's
+        share as ``{"mean", "std", "n"}`` over seeds (each seed's share of its ``samples`` images)."""
+        table: dict[str, Any] = {}
+        for artist in self.settings.artists:
+            per_cond: dict[str, Any] = {}
+            for condition in self.settings.conditions:
+                group = [r for r in runs if r["artist"] == artist and r["condition"] == condition]
+                if not group:
+                    continue
+                targets = self.target_styles(artist, parse_condition(condition))
+                per_setting: dict[str, Any] = {}
+                for setting in sorted({s for r in group for s in r["scores"]}):
+                    sc = [r["scores"][setting] for r in group if setting in r["scores"]]
+                    classes = list(sc[0])
+                    per_setting[setting] = {
+                        "seeds": len(sc),
+                        "images": len(sc) * self.settings.samples,
+                        "mimicry": _mean_std([s[artist] for s in sc]),
+                        "protection": _mean_std([1.0 - s[artist] for s in sc]),
+                        "target": _mean_std([sum(s[t] for t in targets) for s in sc]),
+                        "target_styles": targets,
+                        "photo": _mean_std([s.get("photo", 0.0) for s in sc]),
+                        "shares": {cl: _mean_std([s[cl] for s in sc]) for cl in classes},
+                    }
+                per_cond[condition] = per_setting
+            table[artist] = per_cond
+        return table
+
+    def main_setting(self) -> str:
+        s = self.settings
+        return f"L{max(s.finetune_steps)}-w{s.guidance[0]:g}"
+
+    def finish(self, judge: Judge, extra: dict[str, Any] | None = None) -> Path:
+        """Score every finished run and write ``results.json``, ``report.md`` and the figures."""
+        from sfumato.lab.mimicry_report import write_mimicry_report
+
+        s = self.settings
+        runs = self.score(judge)
+        summary = self.summarise(runs)
+        main = self.main_setting()
+        protection = {
+            a: {
+                c: self.protection_stats(a, parse_condition(c), judge)
+                for c in s.conditions
+                if c in summary[a]
+            }
+            for a in s.artists
+        }
+        goal: dict[str, Any] = {"condition": "cloak-default", "setting": main, "artists": {}}
+        for a in s.artists:
+            entry = summary.get(a, {}).get("cloak-default", {}).get(main)
+            psnr = protection[a].get("cloak-default", {}).get("psnr_mean")
+            if entry is None:
+                continue
+            goal["artists"][a] = {
+                "protection": entry["protection"]["mean"],
+                "psnr_mean": psnr,
+                "met": bool(entry["protection"]["mean"] >= 0.9 and psnr is not None and psnr >= 35.0),
+            }
+        results = {
+            "schema": SCHEMA,
+            "settings": s.to_dict(),
+            "base_checkpoint": str(self.base_checkpoint),
+            "judge": {
+                "name": judge.name,
+                "classes": list(judge.classes),
+                **{
+                    k: v for k, v in judge.info.items() if k in ("key", "test_accuracy", "per_class", "epoch")
+                },
+            },
+            "artists": {
+                a: {
+                    "name": ARTISTS[a].name,
+                    "prompt": prompt_for_artist(a),
+                    "look": ARTISTS[a].look,
+                    "why_distinct": ARTISTS[a].why_distinct,
+                    "works": self.works(a).names,
+                }
+                for a in s.artists
+            },
+            "conditions": {
+                c: {k: v for k, v in asdict(parse_condition(c)).items() if k != "name"}
+                | {"budget": parse_condition(c).budget, "variant": parse_condition(c).variant(s.style)}
+                for c in s.conditions
+            },
+            "protection": protection,
+            "summary": summary,
+            "goal": goal,
+            "runs": [{k: v for k, v in r.items() if k != "scores"} for r in runs],
+            **(extra or {}),
+        }
+        atomic_write_text(self.out / "results.json", json.dumps(results, indent=1) + "\n")
+        write_mimicry_report(self, results)
+        return self.out / "results.json"

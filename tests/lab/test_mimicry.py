@@ -1,0 +1,211 @@
+"""The mimicry experiment in miniature: a tiny style judge, a tiny base generator, two artists, two works.
+
+The networks are far too small to learn anything; the test checks the plumbing (cloaks, views, runs,
+resume, refusal of mixed settings, the report) and that the figures are the judge's votes on the images
+actually stored.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from tests.conftest import PHOTOS, SHARED, VANGOGH, WEIGHTS
+
+from sfumato.lab.base import BaseSpec, train_base
+from sfumato.lab.generator import GeneratorConfig
+from sfumato.lab.mimicry import MimicryConfig, MimicryExperiment, parse_condition, prompt_for_artist
+from sfumato.lab.style_judge import STYLE_JUDGE, StyleJudgeSpec, load_style_judge, train_style_judge
+from sfumato.lab.text import TextEncoder
+from sfumato.lab.train import TrainConfig
+
+CIFAR_ZIP = SHARED / "data" / "cifar10.zip"
+pytestmark = pytest.mark.skipif(
+    not (CIFAR_ZIP.exists() and PHOTOS.is_dir() and VANGOGH.is_dir() and WEIGHTS.is_dir()),
+    reason=f"CIFAR-10, photos, paintings or weights not found in {SHARED}",
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _weights_for_module_fixtures():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SFUMATO_WEIGHTS", str(WEIGHTS))
+        yield
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("mimicry")
+
+
+@pytest.fixture(scope="module")
+def text() -> TextEncoder:
+    return TextEncoder()
+
+
+def tiny_base() -> BaseSpec:
+    return BaseSpec(
+        per_class=4,
+        generator=GeneratorConfig(width=16, channel_mults=(1,), attn_resolutions=(8,), heads=2, ff_mult=1),
+        training=TrainConfig(steps=2, batch=8, warmup=1, checkpoint_every=2, log_every=1),
+    )
+
+
+def tiny_judge() -> StyleJudgeSpec:
+    return StyleJudgeSpec(
+        work_size=64,
+        train_views=6,
+        test_views=3,
+        test_every=2,
+        works_limit=2,
+        judge=replace(STYLE_JUDGE, epochs=1, widths=(8, 8, 8, 8), batch=32),
+    )
+
+
+def tiny_config(**overrides) -> MimicryConfig:
+    settings = dict(
+        artists=("van-gogh", "watercolour"),
+        conditions=("clean", "cloak-default", "linf-default", "share50-default"),
+        seeds=(0,),
+        works=2,
+        work_size=64,
+        views=8,
+        samples=8,
+        sampler_steps=2,
+        finetune_steps=(1, 2),
+        finetune_batch=4,
+        cloak_speed="fast",
+        cloak_steps=3,
+        judge=tiny_judge(),
+        base=tiny_base(),
+    )
+    settings.update(overrides)
+    return MimicryConfig(**settings)
+
+
+@pytest.fixture(scope="module")
+def base(workdir: Path, text: TextEncoder) -> Path:
+    return train_base(workdir, CIFAR_ZIP, tiny_base(), text=text, progress=False)
+
+
+@pytest.fixture(scope="module")
+def judge(workdir: Path):
+    folder = train_style_judge(workdir, SHARED, tiny_judge(), progress=None)
+    return load_style_judge(workdir, tiny_judge()), folder
+
+
+@pytest.fixture(scope="module")
+def finished(workdir: Path, base: Path, text: TextEncoder, judge) -> MimicryExperiment:
+    exp = MimicryExperiment(tiny_config(), workdir / "mimicry", base, SHARED, text=text, progress=None)
+    exp.run_all()
+    exp.finish(judge[0])
+    return exp
+
+
+def test_conditions_parse_and_refuse_nonsense() -> None:
+    c = parse_condition("share25-high")
+    assert (c.kind, c.intensity, c.share, c.budget) == ("share", "high", 25, "jnd")
+    assert c.variant("sketch") == "jnd-high-sketch"
+    assert parse_condition("linf-default").variant("comic") == "linf-default-comic"
+    assert parse_condition("auto-low").variant("comic") == "jnd-low-auto"
+    assert parse_condition("clean").variant("comic") is None
+    for bad in ("share100-default", "cloak-max", "blur-default"):
+        with pytest.raises(ValueError):
+            parse_condition(bad)
+    with pytest.raises(ValueError, match="judge must know"):
+        tiny_config(judge=replace(tiny_judge(), classes=("van-gogh", "photo")))
+
+
+def test_style_judge_holds_out_works(judge) -> None:
+    style_judge, folder = judge
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and "held_out" in metrics
+    assert set(metrics["works"]["train"]).isdisjoint(metrics["works"]["test"])
+    assert style_judge.classes == list(tiny_judge().classes)
+
+
+def test_runs_resume_and_keep_images_only(finished: MimicryExperiment) -> None:
+    exp = finished
+    assert len(exp.planned()) == 8
+    run = exp.run_dir("watercolour", "share50-default", 0)
+    assert sorted(p.name for p in run.glob("samples-*.pt")) == ["samples-L1-w3.pt", "samples-L2-w3.pt"]
+    assert not (run / "finetune").exists()  # weights deleted once sampled
+    info = json.loads((run / "run.json").read_text())
+    assert info["train_views"] == 8 and len(info["cloaked_works"]) == 1
+    before = (run / "run.json").stat().st_mtime_ns
+    exp.run_all()  # resumes: nothing redone
+    assert (run / "run.json").stat().st_mtime_ns == before
+    # A cloaked share changes only its works' views; the crops are the same.
+    clean, _ = exp.training_views("watercolour", parse_condition("clean"))
+    half, chosen = exp.training_views("watercolour", parse_condition("share50-default"))
+    full, _ = exp.training_views("watercolour", parse_condition("cloak-default"))
+    per_work = clean.shape[0] // 2
+    k = chosen[0]
+    other = 1 - k
+    sl = slice(k * per_work, (k + 1) * per_work)
+    so = slice(other * per_work, (other + 1) * per_work)
+    assert torch.equal(half[sl], full[sl]) and torch.equal(half[so], clean[so])
+    assert not torch.equal(half[sl], clean[sl])
+    assert int((full.int() - clean.int()).abs().max()) < 40  # small changes only
+
+
+def test_figures_are_the_judges_votes(finished: MimicryExperiment, judge) -> None:
+    exp, style_judge = finished, judge[0]
+    results = json.loads((exp.out / "results.json").read_text())
+    assert results["schema"] == "sfumato.lab.mimicry/1"
+    prompt = prompt_for_artist("van-gogh")
+    images = torch.load(exp.run_dir("van-gogh", "cloak-default", 0) / "samples-L2-w3.pt", weights_only=True)
+    pred = style_judge.predict(images[prompt])
+    share_artist = float((pred == style_judge.classes.index("van-gogh")).float().mean())
+    share_target = float((pred == style_judge.classes.index("sketch")).float().mean())
+    entry = results["summary"]["van-gogh"]["cloak-default"]["L2-w3"]
+    assert entry["mimicry"]["mean"] == pytest.approx(share_artist)
+    assert entry["protection"]["mean"] == pytest.approx(1 - share_artist)
+    assert entry["target"]["mean"] == pytest.approx(share_target)
+    assert entry["images"] == 8 and entry["seeds"] == 1
+    cloaks = results["protection"]["van-gogh"]
+    assert cloaks["cloak-default"]["cloaked"] == 2 and cloaks["clean"]["cloaked"] == 0
+    assert cloaks["cloak-default"]["psnr_mean"] > 30
+    linf = cloaks["linf-default"]
+    assert abs(linf["psnr_mean"] - linf["target_psnr_mean"]) < 2.5  # calibrated to equal PSNR
+    assert "van-gogh" in results["goal"]["artists"]
+    report = (exp.out / "report.md").read_text()
+    assert "Mimicry success" in report and "share of works cloaked" in report
+    for name in ("conditions.png", "share_cloaked-default.png", "samples.png", "works.png"):
+        assert (exp.out / name).exists(), name
+
+
+def test_mixed_settings_are_refused_and_growth_is_kept(
+    finished: MimicryExperiment, base: Path, text: TextEncoder
+) -> None:
+    out = finished.out
+    with pytest.raises(ValueError, match="other settings"):
+        MimicryExperiment(tiny_config(samples=9), out, base, SHARED, text=text, progress=None)
+    grown = MimicryExperiment(tiny_config(seeds=(1,)), out, base, SHARED, text=text, progress=None)
+    assert grown.planned() == [
+        (a, c, 1) for a in ("van-gogh", "watercolour") for c in tiny_config().conditions
+    ]
+    assert json.loads((out / "settings.json").read_text())["seeds"] == [0, 1]
+    assert grown.settings.seeds == (0, 1)
+
+
+def test_cli_reports_a_finished_experiment(
+    finished: MimicryExperiment, workdir: Path, base: Path, capsys
+) -> None:
+    from sfumato.cli import main
+
+    out = finished.out
+    (out / "report.md").unlink()
+    args = ["lab", "mimicry", "--workdir", str(workdir), "--base", str(base), "-o", str(out), "--quiet"]
+    assert main([*args, "--report-only"]) == 0, capsys.readouterr().err
+    assert (out / "report.md").exists()
+    assert main([*args, "--samples", "5"]) == 1  # other settings in the same folder: refused, not mixed
+    assert "other settings" in capsys.readouterr().err

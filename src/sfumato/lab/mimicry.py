@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import random
 import re
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -45,13 +44,13 @@ from sfumato.imageio import atomic_write_text
 from sfumato.lab.artists import ARTISTS, MIMICRY_ARTISTS, WORK_SIZE, Works, stable_seed, views_of
 from sfumato.lab.artists import works as artist_works
 from sfumato.lab.base import BaseSpec, latents_for
-from sfumato.lab.evaluate import DEFAULT_GUIDANCE, SAMPLER_STEPS, generate, shares
+from sfumato.lab.evaluate import DEFAULT_GUIDANCE, SAMPLER_STEPS, shares
+from sfumato.lab.finetune_runs import finetune_and_sample
 from sfumato.lab.judges import Judge
 from sfumato.lab.report import _mean_std
 from sfumato.lab.storage import atomic_torch_save
 from sfumato.lab.style_judge import StyleJudgeSpec
 from sfumato.lab.text import TextEncoder
-from sfumato.lab.train import TrainConfig, finetune, load_generator
 from sfumato.styles import STYLE_NAMES
 
 SCHEMA = "sfumato.lab.mimicry/1"
@@ -395,51 +394,27 @@ class MimicryExperiment:
 
         decoder = load_lab_decoder(c.base.encoder)
         prompt = prompt_for_artist(artist)
-        ckpt_dir = folder / "finetune"
-        timings: dict[str, float] = {}
-        for i, steps in enumerate(c.finetune_steps):
-            t0 = time.perf_counter()
-            cfg = TrainConfig(
-                steps=steps,
-                batch=c.finetune_batch,
-                lr=c.finetune_lr,
-                warmup=20,
-                min_lr_frac=1.0,
-                ema_decay=0.99,
-                seed=seed,
-                checkpoint_every=100,
-                log_every=25,
-                save_optimizer_at_end=steps != c.finetune_steps[-1],
-            )
-            finetune(
-                self.base_checkpoint,
-                latents,
-                captions,
-                self.text.encode_tokens,
-                cfg,
-                ckpt_dir,
-                progress=self.bars,
-                meta={"artist": artist, "condition": condition},
-            )
-            timings[f"finetune_to_{steps}"] = round(time.perf_counter() - t0, 1)
-            model, _, _, _ = load_generator(ckpt_dir / "checkpoint.pt")
-            final = i == len(c.finetune_steps) - 1
-            for g in c.guidance if final else c.guidance[:1]:
-                t0 = time.perf_counter()
-                drawn = generate(
-                    model,
-                    decoder,
-                    self.text.encode_tokens,
-                    [prompt],
-                    c.samples,
-                    guidance=g,
-                    seed=seed,
-                    steps=c.sampler_steps,
-                )
-                atomic_torch_save({prompt: drawn[prompt]}, folder / f"samples-L{steps}-w{g:g}.pt")
-                timings[f"sample_L{steps}_w{g:g}"] = round(time.perf_counter() - t0, 1)
-            _log(self.progress, f"{artist} {condition} seed={seed}: fine-tuned to {steps} steps and sampled")
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        timings = finetune_and_sample(
+            folder,
+            self.base_checkpoint,
+            latents,
+            captions,
+            self.text.encode_tokens,
+            decoder,
+            [prompt],
+            finetune_steps=c.finetune_steps,
+            batch=c.finetune_batch,
+            lr=c.finetune_lr,
+            guidance=c.guidance,
+            samples=c.samples,
+            sampler_steps=c.sampler_steps,
+            seed=seed,
+            meta={"artist": artist, "condition": condition},
+            bars=self.bars,
+            on_length=lambda steps: _log(
+                self.progress, f"{artist} {condition} seed={seed}: fine-tuned to {steps} steps and sampled"
+            ),
+        )
         info = {
             "artist": artist,
             "condition": condition,

@@ -26,7 +26,6 @@ done, so the experiment resumes after an interruption. :func:`score` judges ever
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -40,10 +39,11 @@ from sfumato.lab.autoencoder import load_lab_decoder
 from sfumato.lab.base import BaseSpec, latents_for
 from sfumato.lab.data import RELATED, captions_for, load_cifar, prompt_for
 from sfumato.lab.evaluate import DEFAULT_GUIDANCE, SAMPLER_STEPS, generate
+from sfumato.lab.finetune_runs import finetune_and_sample
 from sfumato.lab.latents import to_unit
 from sfumato.lab.storage import atomic_torch_save
 from sfumato.lab.text import TextEncoder
-from sfumato.lab.train import TrainConfig, finetune, load_generator
+from sfumato.lab.train import load_generator
 
 METHODS = ("shade", "shade-robust", "shade-real", "dirty")
 ANCHOR_SET = {"shade": "shade", "shade-robust": "shade", "shade-real": "shade-real"}  # method -> anchors
@@ -399,51 +399,27 @@ class Experiment:
             captions = captions + captions_for([0] * dose, [c.source], seed=100 + seed)
         decoder = load_lab_decoder(c.base.encoder)
         prompts = list(c.prompts())
-        ckpt_dir = folder / "finetune"
-        timings: dict[str, float] = {}
-        for i, steps in enumerate(c.finetune_steps):
-            t0 = time.perf_counter()
-            cfg = TrainConfig(
-                steps=steps,
-                batch=c.finetune_batch,
-                lr=c.finetune_lr,
-                warmup=20,
-                min_lr_frac=1.0,
-                ema_decay=0.99,
-                seed=seed,
-                checkpoint_every=100,
-                log_every=25,
-                save_optimizer_at_end=steps != c.finetune_steps[-1],
-            )
-            finetune(
-                self.base_checkpoint,
-                latents,
-                captions,
-                self.text.encode_tokens,
-                cfg,
-                ckpt_dir,
-                progress=self.bars,
-                meta={"method": method, "dose": dose},
-            )
-            timings[f"finetune_to_{steps}"] = round(time.perf_counter() - t0, 1)
-            model, _, _, _ = load_generator(ckpt_dir / "checkpoint.pt")
-            final = i == len(c.finetune_steps) - 1
-            for g in c.guidance if final else c.guidance[:1]:
-                t0 = time.perf_counter()
-                drawn = generate(
-                    model,
-                    decoder,
-                    self.text.encode_tokens,
-                    prompts,
-                    c.samples,
-                    guidance=g,
-                    seed=seed,
-                    steps=c.sampler_steps,
-                )
-                atomic_torch_save({p: drawn[p] for p in prompts}, folder / f"samples-L{steps}-w{g:g}.pt")
-                timings[f"sample_L{steps}_w{g:g}"] = round(time.perf_counter() - t0, 1)
-            _log(self.progress, f"{method} N={dose} seed={seed}: fine-tuned to {steps} steps and sampled")
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        timings = finetune_and_sample(
+            folder,
+            self.base_checkpoint,
+            latents,
+            captions,
+            self.text.encode_tokens,
+            decoder,
+            prompts,
+            finetune_steps=c.finetune_steps,
+            batch=c.finetune_batch,
+            lr=c.finetune_lr,
+            guidance=c.guidance,
+            samples=c.samples,
+            sampler_steps=c.sampler_steps,
+            seed=seed,
+            meta={"method": method, "dose": dose},
+            bars=self.bars,
+            on_length=lambda steps: _log(
+                self.progress, f"{method} N={dose} seed={seed}: fine-tuned to {steps} steps and sampled"
+            ),
+        )
         info = {
             "method": method,
             "dose": dose,

@@ -124,6 +124,19 @@ def _base_checkpoint(args: argparse.Namespace) -> Path:
     return ckpt
 
 
+def _run_and_report(exp: Any, args: argparse.Namespace) -> int:
+    """Run what is missing (unless ``--report-only``), then score every run with the workdir's judges."""
+    if not args.report_only:
+        exp.run_all()
+    voters, features = load_judges(args.workdir)
+    if not voters:
+        print("no trained judges yet ('sfumato lab judges'): generated images are kept; rerun to score")
+        return EXIT_OK
+    results = exp.finish(voters, features)
+    print(f"results: {results}\nreport:  {results.parent / 'report.md'}")
+    return EXIT_OK
+
+
 def _cmd_poison(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from sfumato.lab.base import BaseSpec
     from sfumato.lab.poisoning import Experiment, PoisonConfig, load_settings
@@ -150,18 +163,10 @@ def _cmd_poison(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             )
         out = args.out or args.workdir / "poison" / config.pair
         exp = Experiment(config, out, base, _zip(args), bars=not args.quiet)
-        if not args.report_only:
-            exp.run_all()
-        voters, features = load_judges(args.workdir)
-        if not voters:
-            print("no trained judges yet ('sfumato lab judges'): generated images are kept; rerun to score")
-            return EXIT_OK
-        results = exp.finish(voters, features)
+        return _run_and_report(exp, args)
     except (FileNotFoundError, ValueError) as e:
         _err(str(e))
         return EXIT_FAILED
-    print(f"results: {results}\nreport:  {results.parent / 'report.md'}")
-    return EXIT_OK
 
 
 def _cmd_robustness(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -187,18 +192,10 @@ def _cmd_robustness(args: argparse.Namespace, parser: argparse.ArgumentParser) -
         config.poison.seeds = args.seeds
         out = args.out or args.workdir / "robustness" / pair
         exp = RobustnessExperiment(config, out, main_out, base, _zip(args), bars=not args.quiet)
-        if not args.report_only:
-            exp.run_all()
-        voters, features = load_judges(args.workdir)
-        if not voters:
-            print("no trained judges yet ('sfumato lab judges'): generated images are kept; rerun to score")
-            return EXIT_OK
-        results = exp.finish(voters, features)
+        return _run_and_report(exp, args)
     except (FileNotFoundError, ValueError) as e:
         _err(str(e))
         return EXIT_FAILED
-    print(f"results: {results}\nreport:  {results.parent / 'report.md'}")
-    return EXIT_OK
 
 
 def _cmd_finetune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

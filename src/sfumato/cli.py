@@ -39,7 +39,7 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 # --------------------------------------------------------------------------------------- option types
 
 
-def _eps(text: str) -> float:
+def eps_option(text: str) -> float:
     """``--eps 8`` means 8/255."""
     try:
         value = float(text)
@@ -143,7 +143,7 @@ def _add_common_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--eps",
-        type=_eps,
+        type=eps_option,
         default=None,
         metavar="E",
         help="largest change of any pixel, in 0..255 units (e.g. 8 = 8/255; default: set by --intensity)",

@@ -107,6 +107,19 @@ def test_poisons_move_latents_within_budget() -> None:
     assert (batch.closed > 0.05).all()
     assert (batch.psnr > 28).all()
     assert int((batch.images.int() - up.int()).abs().max()) <= 11  # high preset: at most 10/255, rounded
+    wider = make_poisons(
+        up.to(torch.uint8), cats64.to(torch.uint8), budget="linf", eps=16 / 255, steps=6, batch=2
+    )
+    assert int((wider.images.int() - up.int()).abs().max()) <= 17
+    assert float(wider.closed.mean()) > float(batch.closed.mean())  # a wider bound moves the latents further
+
+
+def test_poison_eps_is_a_pool_setting() -> None:
+    plain = PoisonConfig()
+    assert "poison_eps" not in plain.to_dict()  # folders from before the option keep their settings
+    wide = PoisonConfig(budget="linf", poison_eps=16 / 255)
+    assert PoisonConfig.from_dict(wide.to_dict()) == wide
+    assert wide.poison_settings() != plain.poison_settings()
 
 
 def test_experiment_end_to_end(base: Path, workdir: Path, judges: list, text: TextEncoder) -> None:

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sfumato.cli import eps_option
+
 EXIT_OK, EXIT_FAILED = 0, 1
 VOTERS = ("pixel", "grey64")
 FEATURES = "features"
@@ -159,6 +161,9 @@ def _cmd_poison(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
                 guidance=args.guidance,
                 finetune_steps=args.finetune_steps,
                 poison_encoders=args.poison_encoders,
+                intensity=args.intensity,
+                budget=args.budget,
+                poison_eps=args.eps,
                 base=BaseSpec(encoder=args.encoder),
             )
         out = args.out or args.workdir / "poison" / config.pair
@@ -378,6 +383,11 @@ def add_lab_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     p.add_argument("--guidance", type=_floats, default=(3.0, 1.0), help="guidance scales to evaluate")
     p.add_argument("--finetune-steps", type=_ints, default=(200, 400), help="fine-tuning lengths evaluated")
     p.add_argument("--poison-encoders", type=_names, default=("flux2",), help="encoders the poisons attack")
+    p.add_argument("--intensity", choices=("low", "default", "high"), default="high", help="poison budget")
+    p.add_argument("--budget", choices=("jnd", "linf"), default="jnd", help="poison budget kind")
+    p.add_argument(
+        "--eps", type=eps_option, default=None, metavar="E", help="poisons' L-inf bound, 0..255 units"
+    )
     p.add_argument("--encoder", default="flux2", help="latent space of the base generator attacked")
     p.add_argument("--base", type=Path, default=None, help="base checkpoint (default: the workdir's)")
     p.add_argument("-o", "--out", type=Path, default=None, help="experiment folder")

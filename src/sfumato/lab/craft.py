@@ -93,6 +93,7 @@ def make_poisons(
     encoders: Sequence[str] = ("flux2",),
     intensity: str = "high",
     budget: str = "jnd",
+    eps: float | None = None,
     speed: str = "thorough",
     steps: int | None = None,
     robust: bool = False,
@@ -103,7 +104,8 @@ def make_poisons(
 ) -> PoisonBatch:
     """Poison ``sources`` (N, 3, S, S) toward ``candidates`` (K, 3, S, S), uint8 or [0, 1].
 
-    ``anchors`` (N,) names each source's candidate; by default :func:`assign_anchors` picks them.
+    ``eps`` overrides the budget preset's L-inf bound. ``anchors`` (N,) names each source's candidate;
+    by default :func:`assign_anchors` picks them.
     Batch ``b`` of ``batch`` images is optimised with seed ``seed + b * batch``. ``robust=True``
     optimises through the engine's random differentiable countermeasures, with ``ROBUST_STEP_FACTOR``
     times the steps, exactly as ``sfumato shade --robust`` does.
@@ -115,7 +117,7 @@ def make_poisons(
     src = _unit(sources)
     targets_all = encode_with(encs, _unit(candidates)[anchors])
     src_lat = encode_with(encs, src)
-    rule = make_budget(intensity, budget)
+    rule = make_budget(intensity, budget, eps=eps)
     preset = SPEED[speed]
     n_steps = (steps or int(preset["steps"])) * (ROBUST_STEP_FACTOR if robust else 1)
     out = torch.empty_like(src)

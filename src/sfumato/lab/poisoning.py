@@ -76,6 +76,7 @@ class PoisonConfig:
     intensity: str = "high"
     budget: str = "jnd"
     poison_steps: int = 48
+    poison_eps: float | None = None  # override of the budget preset's L-inf bound (0..1 units)
     countermeasure: str = ""  # applied to every fine-tuning image ("": none)
     base: BaseSpec = field(default_factory=BaseSpec)
 
@@ -108,7 +109,7 @@ class PoisonConfig:
     def poison_settings(self) -> dict[str, Any]:
         """The settings a poison pool depends on: pools agreeing on these can be shared."""
         keys = ("source", "target", "poison_pool", "anchor_candidates", "poison_encoders")
-        keys += ("intensity", "budget", "poison_steps", "sampler_steps")
+        keys += ("intensity", "budget", "poison_steps", "poison_eps", "sampler_steps")
         return {k: v for k, v in self.to_dict().items() if k in keys} | {"base": self.base.to_dict()}
 
     def prompts(self) -> dict[str, str]:
@@ -124,8 +125,11 @@ class PoisonConfig:
         for k, v in d.items():
             if isinstance(v, tuple):
                 d[k] = list(v)
+        # Unset options are left out, so folders made before they existed keep their settings.
         if not d["countermeasure"]:
-            del d["countermeasure"]  # so folders made before countermeasures existed keep their settings
+            del d["countermeasure"]
+        if d["poison_eps"] is None:
+            del d["poison_eps"]
         return d
 
     @classmethod
@@ -296,6 +300,7 @@ class Experiment:
                     encoders=c.poison_encoders,
                     intensity=c.intensity,
                     budget=c.budget,
+                    eps=c.poison_eps,
                     steps=c.poison_steps,
                     robust=method == "shade-robust",
                     seed=lo,

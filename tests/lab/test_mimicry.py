@@ -209,3 +209,25 @@ def test_cli_reports_a_finished_experiment(
     assert (out / "report.md").exists()
     assert main([*args, "--samples", "5"]) == 1  # other settings in the same folder: refused, not mixed
     assert "other settings" in capsys.readouterr().err
+
+
+def test_a_countermeasure_purifies_every_work_before_training(
+    workdir: Path, base: Path, text: TextEncoder
+) -> None:
+    from sfumato.countermeasures import COUNTERMEASURES
+
+    plain = MimicryExperiment(tiny_config(), workdir / "plain-views", base, SHARED, text=text, progress=None)
+    config = tiny_config(countermeasure="jpeg50")
+    assert "countermeasure" not in tiny_config().to_dict()  # older folders keep their settings
+    assert MimicryConfig.from_dict(config.to_dict()) == config
+    scraped = MimicryExperiment(config, workdir / "jpeg-views", base, SHARED, text=text, progress=None)
+    cond = parse_condition("cloak-default")
+    work = scraped.cloaked("van-gogh", cond.variant(config.style), 0)["image"]
+    expected = (COUNTERMEASURES["jpeg50"](work[None].float() / 255)[0] * 255).round().to(torch.uint8)
+    assert torch.equal(scraped.scraped("van-gogh", work, 0), expected)
+    views, chosen = scraped.training_views("van-gogh", cond)
+    clean_views, same = plain.training_views("van-gogh", cond)
+    assert chosen == same and views.shape == clean_views.shape
+    assert not torch.equal(views, clean_views)  # JPEG at q50 changes every view
+    with pytest.raises(ValueError, match="unknown countermeasure"):
+        tiny_config(countermeasure="bleach")

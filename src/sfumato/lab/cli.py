@@ -304,9 +304,12 @@ def _cmd_mimicry(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
                 samples=args.samples,
                 finetune_steps=args.finetune_steps,
                 guidance=args.guidance,
+                countermeasure=args.countermeasure,
                 base=BaseSpec(encoder=args.encoder),
             )
-        out = args.out or args.workdir / "mimicry"
+        out = args.out or args.workdir / (
+            "mimicry" + (f"-{args.countermeasure}" if args.countermeasure else "")
+        )
         exp = MimicryExperiment(config, out, base, args.shared, bars=not args.quiet, weights_dir=args.weights)
         if not args.report_only:
             train_style_judge(args.workdir, args.shared, config.judge, bars=not args.quiet)
@@ -449,6 +452,13 @@ def add_lab_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     p.add_argument("--finetune-steps", type=_ints, default=(200, 400), help="fine-tuning lengths evaluated")
     p.add_argument("--encoder", default="flux2", help="latent space of the base generator")
     p.add_argument("--base", type=Path, default=None, help="base checkpoint (default: the workdir's)")
-    p.add_argument("-o", "--out", type=Path, default=None, help="experiment folder (WORKDIR/mimicry)")
+    p.add_argument(
+        "--countermeasure",
+        default="",
+        help="applied to every work before training, as a scraper would (see sfumato purify --help)",
+    )
+    p.add_argument(
+        "-o", "--out", type=Path, default=None, help="experiment folder (WORKDIR/mimicry[-COUNTERMEASURE])"
+    )
     p.add_argument("--report-only", action="store_true", help="score and report the finished runs only")
     p.set_defaults(func=_cmd_mimicry, subparser=p)

@@ -160,6 +160,7 @@ class MimicryConfig:
     cloak_speed: str = "default"
     cloak_steps: int | None = None  # None: the speed preset's
     linf_passes: int = 2  # cloaks per work to match the jnd copy's PSNR with a plain L-inf bound
+    countermeasure: str = ""  # applied by the scraper to every work before training ("": none)
     judge: StyleJudgeSpec = field(default_factory=StyleJudgeSpec)
     base: BaseSpec = field(default_factory=BaseSpec)
 
@@ -184,6 +185,13 @@ class MimicryConfig:
             raise ValueError("finetune_steps must be increasing")
         if self.samples < 1 or self.views < 1 or self.linf_passes < 1 or not self.guidance:
             raise ValueError("samples, views and linf_passes must be >= 1, and guidance not empty")
+        if self.countermeasure:
+            from sfumato.countermeasures import COUNTERMEASURES
+
+            if self.countermeasure not in COUNTERMEASURES:
+                raise ValueError(
+                    f"unknown countermeasure {self.countermeasure!r}; known: {', '.join(COUNTERMEASURES)}"
+                )
 
     def parsed(self) -> list[Condition]:
         return [parse_condition(c) for c in self.conditions]
@@ -195,6 +203,8 @@ class MimicryConfig:
         for k, v in d.items():
             if isinstance(v, tuple):
                 d[k] = list(v)
+        if not d["countermeasure"]:
+            del d["countermeasure"]  # so folders made before countermeasures existed keep their settings
         return d
 
     @classmethod
@@ -356,8 +366,19 @@ class MimicryExperiment:
                 if not self.cloak_path(artist, variant, k).exists():
                     _log(self.progress, f"cloaking {artist} work {i}/{len(chosen)} ({variant})")
                 images[k] = self.cloaked(artist, variant, k)["image"]
+        if c.countermeasure:
+            images = [self.scraped(artist, image, k) for k, image in enumerate(images)]
         views = views_of(artist, images, c.views, size=c.base.size, scale=c.view_scale, salt="mimicry")
         return views, chosen
+
+    def scraped(self, artist: str, image: torch.Tensor, k: int) -> torch.Tensor:
+        """Work ``k`` (uint8, cloaked or not) as the scraper keeps it: through the countermeasure."""
+        from sfumato.countermeasures import COUNTERMEASURES
+
+        cm = COUNTERMEASURES[self.config.countermeasure]
+        seed = stable_seed(artist, "scrape", k)
+        out = cm(image[None].float() / 255, seed=seed, weights_dir=self.weights_dir)[0]
+        return (out.clamp(0, 1) * 255).round().to(torch.uint8)
 
     def captions(self, artist: str, n: int) -> list[str]:
         """Training captions: the artist's name in a random template (depends on the artist only)."""

@@ -179,6 +179,13 @@ def write_mimicry_report(exp: Any, results: dict[str, Any]) -> None:
         "`results.json`.",
         "",
     ]
+    if s.get("countermeasure"):
+        lines += [
+            f"**Countermeasure:** every work, cloaked or not, went through `{s['countermeasure']}` before "
+            "it was cut into training views (a scraper's purification), so these figures say how much "
+            "protection survives it.",
+            "",
+        ]
     goal = results["goal"]["artists"]
     if goal:
         lines += [

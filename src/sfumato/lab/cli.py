@@ -303,6 +303,7 @@ def _cmd_mimicry(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
                 style=args.style,
                 samples=args.samples,
                 finetune_steps=args.finetune_steps,
+                finetune_lr=args.finetune_lr,
                 guidance=args.guidance,
                 countermeasure=args.countermeasure,
                 base=BaseSpec(encoder=args.encoder),
@@ -449,7 +450,8 @@ def add_lab_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     p.add_argument("--style", default="sketch", help="the fixed cloak target style")
     p.add_argument("--samples", type=int, default=80, help="images drawn per run (per seed)")
     p.add_argument("--guidance", type=_floats, default=(3.0,), help="guidance scales to evaluate")
-    p.add_argument("--finetune-steps", type=_ints, default=(200, 400), help="fine-tuning lengths evaluated")
+    p.add_argument("--finetune-steps", type=_ints, default=(400,), help="fine-tuning lengths evaluated")
+    p.add_argument("--finetune-lr", type=float, default=5e-4, help="fine-tuning learning rate")
     p.add_argument("--encoder", default="flux2", help="latent space of the base generator")
     p.add_argument("--base", type=Path, default=None, help="base checkpoint (default: the workdir's)")
     p.add_argument(

@@ -153,9 +153,12 @@ class MimicryConfig:
     samples: int = 80  # images drawn per run (per seed): 240 per condition over 3 seeds
     guidance: tuple[float, ...] = (DEFAULT_GUIDANCE,)
     sampler_steps: int = SAMPLER_STEPS
-    finetune_steps: tuple[int, ...] = (200, 400)  # evaluated at each; constant learning rate after warm-up
+    finetune_steps: tuple[int, ...] = (400,)  # evaluated at each; constant learning rate after warm-up
     finetune_batch: int = 32
-    finetune_lr: float = 1e-4
+    # 5x the poisoning experiment's: a new caption and a new look, not a shifted class, must be learnt
+    # (at 1e-4 a clean Van Gogh fine-tune was judged Van Gogh 50-56 %, ukiyo-e 20 %; at 5e-4, 400 steps:
+    # ukiyo-e 39 %).
+    finetune_lr: float = 5e-4
     cloak_encoders: tuple[str, ...] = ("flux2",)
     cloak_speed: str = "default"
     cloak_steps: int | None = None  # None: the speed preset's

@@ -135,6 +135,27 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+def new_record(name: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The start of a results file: the benchmark, when and where it ran, its settings, no runs yet."""
+    return {
+        "benchmark": name,
+        "started": now(),
+        "loadavg_start": loadavg(),
+        "machine": machine(),
+        "settings": settings,
+        "runs": [],
+    }
+
+
+def run_or_load(path: Path, render_only: bool, run: Any) -> dict[str, Any]:
+    """The saved results (``--render-only``) or a fresh ``run()``, saved to ``path``."""
+    if render_only:
+        return read_json(path)
+    data = run()
+    write_json(path, data)
+    return data
+
+
 def read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 

@@ -58,12 +58,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         anchor_source = f"CIFAR-10 train cats {ANCHOR_OFFSET}..{ANCHOR_OFFSET + args.candidates}"
     anchors = assign_anchors(dogs, candidates, weights_dir=C.WEIGHTS)
     settings = QUICK if args.quick else SETTINGS
-    data: dict[str, Any] = {
-        "benchmark": NAME,
-        "started": C.now(),
-        "loadavg_start": C.loadavg(),
-        "machine": C.machine(),
-        "settings": {
+    data = C.new_record(
+        NAME,
+        {
             "images": args.images,
             "anchors": anchor_source,
             "size": 64,
@@ -73,8 +70,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "threads": torch.get_num_threads(),
             "quick": args.quick,
         },
-        "runs": [],
-    }
+    )
     C.say(f"[{NAME}] {args.images} dogs -> nearest cats ({anchor_source}), {len(settings)} settings")
     for budget, intensity, eps, steps in settings:
         t0 = time.perf_counter()
@@ -153,11 +149,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     args.images = args.images or (4 if args.quick else 32)
     path = C.out_dir(args.quick) / f"{NAME}.json"
-    if args.render_only:
-        data = C.read_json(path)
-    else:
-        data = run(args)
-        C.write_json(path, data)
+    data = C.run_or_load(path, args.render_only, lambda: run(args))
     md = C.write_markdown(NAME, render(data), args.quick)
     C.say(f"wrote {path} and {md}")
 

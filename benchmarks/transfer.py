@@ -38,14 +38,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "seed": 0,
         "quick": args.quick,
     }
-    data: dict[str, Any] = {
-        "benchmark": NAME,
-        "started": C.now(),
-        "loadavg_start": C.loadavg(),
-        "machine": C.machine(),
-        "settings": settings,
-        "runs": [],
-    }
+    data = C.new_record(NAME, settings)
     C.say(f"[transfer] {len(settings['pairs'])} pairs at {args.size} px, speed {args.speed}")
     for dog, cat in settings["pairs"]:
         src = C.load_photo(dog, args.size, args.size)[0]
@@ -150,11 +143,7 @@ def main() -> None:
     args.size = args.size or (128 if args.quick else 256)
     args.speed = args.speed or ("fast" if args.quick else "default")
     path = C.out_dir(args.quick) / f"{NAME}.json"
-    if args.render_only:
-        data = C.read_json(path)
-    else:
-        data = run(args)
-        C.write_json(path, data)
+    data = C.run_or_load(path, args.render_only, lambda: run(args))
     md = C.write_markdown(NAME, render(data), args.quick)
     C.say(render(data))
     C.say(f"[transfer] wrote {path} and {md}")

@@ -176,7 +176,11 @@ def test_figures_are_the_judges_votes(finished: MimicryExperiment, judge) -> Non
     assert cloaks["cloak-default"]["psnr_mean"] > 30
     linf = cloaks["linf-default"]
     assert abs(linf["psnr_mean"] - linf["target_psnr_mean"]) < 2.5  # calibrated to equal PSNR
-    assert "van-gogh" in results["goal"]["artists"]
+    goal = results["goal"]["artists"]["van-gogh"]
+    clean = results["summary"]["van-gogh"]["clean"]["L2-w3"]["mimicry"]["mean"]
+    assert goal["clean_mimicry"] == pytest.approx(clean)
+    if clean:
+        assert goal["mimicry_removed"] == pytest.approx(1 - share_artist / clean)
     report = (exp.out / "report.md").read_text()
     assert "Mimicry success" in report and "share of works cloaked" in report
     for name in ("conditions.png", "share_cloaked-default.png", "samples.png", "works.png"):

@@ -596,10 +596,16 @@ class MimicryExperiment:
             psnr = protection[a].get("cloak-default", {}).get("psnr_mean")
             if entry is None:
                 continue
+            clean = summary[a].get("clean", {}).get(main)
+            base_rate = None if clean is None else clean["mimicry"]["mean"]
             goal["artists"][a] = {
                 "protection": entry["protection"]["mean"],
                 "psnr_mean": psnr,
                 "met": bool(entry["protection"]["mean"] >= 0.9 and psnr is not None and psnr >= 35.0),
+                # What the cloak itself removed: a judge that calls weak mimics "photo" leaves protection
+                # high even for clean works, so the clean run's mimicry is the baseline to read it against.
+                "clean_mimicry": base_rate,
+                "mimicry_removed": None if not base_rate else 1 - entry["mimicry"]["mean"] / base_rate,
             }
         results = {
             "schema": SCHEMA,

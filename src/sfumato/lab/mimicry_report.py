@@ -191,12 +191,24 @@ def write_mimicry_report(exp: Any, results: dict[str, Any]) -> None:
         lines += [
             "## Goal: at `default` intensity, all works cloaked, protection >= 90 % at PSNR >= 35 dB",
             "",
-            "| artist | protection success | PSNR (dB) | met |",
-            "|---|---:|---:|---|",
+            "| artist | protection success | PSNR (dB) | met | mimicry: clean -> cloaked | share removed |",
+            "|---|---:|---:|---|---:|---:|",
         ]
         for a, g in goal.items():
             psnr = "–" if g["psnr_mean"] is None else f"{g['psnr_mean']:.1f}"
-            lines.append(f"| {a} | {100 * g['protection']:.0f} % | {psnr} | {'yes' if g['met'] else 'no'} |")
+            clean = g.get("clean_mimicry")
+            shift = "–" if clean is None else f"{100 * clean:.0f} -> {100 * (1 - g['protection']):.0f} %"
+            removed = "–" if g.get("mimicry_removed") is None else f"{100 * g['mimicry_removed']:.0f} %"
+            lines.append(
+                f"| {a} | {100 * g['protection']:.0f} % | {psnr} | {'yes' if g['met'] else 'no'} | {shift} | "
+                f"{removed} |"
+            )
+        lines += [
+            "",
+            "Protection success counts every image not judged as the artist, so it is high wherever the "
+            "mimic itself is weak; *share removed* (1 - cloaked mimicry / clean mimicry) is what the cloak "
+            "took away.",
+        ]
         lines.append("")
     lines += [
         f"## Mimicry success (share judged as the artist, {setting})",

@@ -117,6 +117,12 @@ def test_conditions_parse_and_refuse_nonsense() -> None:
     assert parse_condition("linf-default").variant("comic") == "linf-default-comic"
     assert parse_condition("auto-low").variant("comic") == "jnd-low-auto"
     assert parse_condition("clean").variant("comic") is None
+    robust = parse_condition("robust-default")
+    assert (robust.kind, robust.budget, robust.variant("sketch")) == (
+        "robust",
+        "jnd",
+        "robust-default-sketch",
+    )
     for bad in ("share100-default", "cloak-max", "blur-default"):
         with pytest.raises(ValueError):
             parse_condition(bad)
@@ -235,3 +241,23 @@ def test_a_countermeasure_purifies_every_work_before_training(
     assert not torch.equal(views, clean_views)  # JPEG at q50 changes every view
     with pytest.raises(ValueError, match="unknown countermeasure"):
         tiny_config(countermeasure="bleach")
+
+
+def test_robust_cloaks_are_crafted_in_robust_mode(
+    workdir: Path, base: Path, text: TextEncoder, monkeypatch
+) -> None:
+    import sfumato.protect
+
+    seen = []
+    real = sfumato.protect.cloak
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("robust"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sfumato.protect, "cloak", spy)
+    exp = MimicryExperiment(tiny_config(), workdir / "robust-cloaks", base, SHARED, text=text, progress=None)
+    record = exp.cloaked("van-gogh", "robust-default-sketch", 0)
+    plain = exp.cloaked("van-gogh", "jnd-default-sketch", 0)
+    assert seen == [True, False]
+    assert record["psnr"] > 30 and not torch.equal(record["image"], plain["image"])

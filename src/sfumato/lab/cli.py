@@ -443,8 +443,9 @@ def add_lab_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "--conditions",
         type=_names,
         default=None,
-        help="clean, cloak-<i>, linf-<i> (equal PSNR), auto-<i>, share<NN>-<i>; <i>: low, default, high "
-        "(default: clean, cloak at each intensity, linf, auto and shares 25/50/75 at default)",
+        help="clean, cloak-<i>, robust-<i>, linf-<i> (equal PSNR), auto-<i>, share<NN>-<i>; "
+        "<i>: low, default, high (default: clean, cloak at each intensity, linf, auto and shares "
+        "25/50/75 at default)",
     )
     p.add_argument("--seeds", type=_ints, default=(0, 1, 2))
     p.add_argument("--style", default="sketch", help="the fixed cloak target style")

@@ -12,6 +12,8 @@ Conditions (names, growable like the artists and seeds):
 
 - ``clean``: no protection;
 - ``cloak-<intensity>``: every work cloaked toward the fixed target ``style`` (visibility-aware budget);
+- ``robust-<intensity>``: the same in the engine's robust mode (``--robust``: optimised through random
+  resizing, JPEG, noise and blur), since cutting works into smaller training views is itself a resize;
 - ``linf-<intensity>``: the same with a plain L-inf budget whose bound is calibrated per work to the PSNR
   of that work's ``cloak-<intensity>`` copy (equal PSNR; ``linf_passes`` cloaks per work);
 - ``auto-<intensity>``: visibility-aware, the target style chosen per work by ``--style auto``;
@@ -55,7 +57,7 @@ from sfumato.styles import STYLE_NAMES
 
 SCHEMA = "sfumato.lab.mimicry/1"
 INTENSITIES = ("low", "default", "high")
-KINDS = ("clean", "cloak", "linf", "auto", "share")
+KINDS = ("clean", "cloak", "robust", "linf", "auto", "share")
 DEFAULT_CONDITIONS: tuple[str, ...] = (
     "clean",
     "cloak-low",
@@ -93,13 +95,14 @@ class Condition:
         return None if self.kind == "clean" else "linf" if self.kind == "linf" else "jnd"
 
     def variant(self, style: str) -> str | None:
-        """The cloaked copies this condition uses: ``<budget>-<intensity>-<style or auto>``."""
+        """The cloaked copies this condition uses: ``<budget or robust>-<intensity>-<style or auto>``."""
         if self.kind == "clean":
             return None
-        return f"{self.budget}-{self.intensity}-{'auto' if self.kind == 'auto' else style}"
+        mode = "robust" if self.kind == "robust" else self.budget
+        return f"{mode}-{self.intensity}-{'auto' if self.kind == 'auto' else style}"
 
 
-_PATTERN = re.compile(r"^(?:(cloak|linf|auto)|share(\d+))-(low|default|high)$")
+_PATTERN = re.compile(r"^(?:(cloak|robust|linf|auto)|share(\d+))-(low|default|high)$")
 
 
 def parse_condition(name: str) -> Condition:
@@ -108,7 +111,8 @@ def parse_condition(name: str) -> Condition:
     m = _PATTERN.match(name)
     if not m:
         raise ValueError(
-            f"unknown condition {name!r}; use clean, cloak-<i>, linf-<i>, auto-<i> or share<NN>-<i> "
+            f"unknown condition {name!r}; use clean, cloak-<i>, robust-<i>, linf-<i>, auto-<i> or "
+            f"share<NN>-<i> "
             f"with <i> one of {', '.join(INTENSITIES)}"
         )
     kind, share, intensity = m.group(1) or "share", m.group(2), m.group(3)
@@ -120,7 +124,7 @@ def parse_condition(name: str) -> Condition:
 
 
 def condition_order(name: str) -> tuple[int, int, int]:
-    """Sort order: clean, cloak, linf, auto, share; then intensity; then share."""
+    """Sort order: clean, cloak, robust, linf, auto, share; then intensity; then share."""
     c = parse_condition(name)
     return (KINDS.index(c.kind), INTENSITIES.index(c.intensity) if c.intensity else -1, c.share)
 
@@ -300,7 +304,16 @@ class MimicryExperiment:
     def cloak_path(self, artist: str, variant: str, k: int) -> Path:
         return self.out / "cloaks" / artist / variant / f"work-{k:03d}.pt"
 
-    def _cloak(self, image: torch.Tensor, style: str, budget: str, intensity: str, eps: float | None, k: int):
+    def _cloak(
+        self,
+        image: torch.Tensor,
+        style: str,
+        budget: str,
+        intensity: str,
+        eps: float | None,
+        k: int,
+        robust: bool = False,
+    ):
         from sfumato.protect import cloak
 
         c = self.config
@@ -314,6 +327,7 @@ class MimicryExperiment:
             speed=c.cloak_speed,
             steps=c.cloak_steps,
             seed=k,
+            robust=robust,
             device=self.device,
             weights_dir=self.weights_dir,
         )
@@ -324,6 +338,8 @@ class MimicryExperiment:
         if path.exists():
             return torch.load(path, weights_only=True)
         budget, intensity, style = variant.split("-", 2)
+        robust = budget == "robust"
+        budget = "jnd" if robust else budget
         work = self.works(artist).images[k]
         started = time.perf_counter()
         eps, target_psnr = None, None
@@ -334,7 +350,7 @@ class MimicryExperiment:
             eps = min(0.25, max(1 / 255, 10 ** (-target_psnr / 20)))  # a saturated +-eps has that PSNR
             passes = self.config.linf_passes
         for p in range(passes):
-            result = self._cloak(work, style, budget, intensity, eps, k)
+            result = self._cloak(work, style, budget, intensity, eps, k, robust)
             psnr = float(result.report["effect"]["quality"]["psnr_db"])
             if eps is not None and target_psnr is not None and p < passes - 1:
                 eps = min(0.25, max(0.5 / 255, eps * 10 ** ((psnr - target_psnr) / 20)))

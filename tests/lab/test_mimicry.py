@@ -180,6 +180,10 @@ def test_figures_are_the_judges_votes(finished: MimicryExperiment, judge) -> Non
     cloaks = results["protection"]["van-gogh"]
     assert cloaks["cloak-default"]["cloaked"] == 2 and cloaks["clean"]["cloaked"] == 0
     assert cloaks["cloak-default"]["psnr_mean"] > 30
+    # The views keep some of the cloak's shift, and no more than the works themselves carry.
+    views_moved = cloaks["cloak-default"]["views_moved"]
+    assert 0 < views_moved <= cloaks["cloak-default"]["moved_mean"]["flux2"] + 0.05
+    assert "views_moved" not in cloaks["clean"]
     linf = cloaks["linf-default"]
     assert abs(linf["psnr_mean"] - linf["target_psnr_mean"]) < 2.5  # calibrated to equal PSNR
     goal = results["goal"]["artists"]["van-gogh"]

@@ -43,7 +43,15 @@ from typing import Any
 import torch
 
 from sfumato.imageio import atomic_write_text
-from sfumato.lab.artists import ARTISTS, MIMICRY_ARTISTS, WORK_SIZE, Works, stable_seed, views_of
+from sfumato.lab.artists import (
+    ARTISTS,
+    MIMICRY_ARTISTS,
+    WORK_SIZE,
+    Works,
+    cut_views,
+    stable_seed,
+    views_of,
+)
 from sfumato.lab.artists import works as artist_works
 from sfumato.lab.base import BaseSpec, latents_for
 from sfumato.lab.evaluate import DEFAULT_GUIDANCE, SAMPLER_STEPS, shares
@@ -538,6 +546,7 @@ class MimicryExperiment:
             if records[0]["eps_255"] is not None:
                 out["eps_255_mean"] = sum(float(r["eps_255"]) for r in records) / len(records)
                 out["target_psnr_mean"] = sum(float(r["target_psnr"]) for r in records) / len(records)
+            out["views_moved"] = self.views_moved(artist, chosen, records)
         if judge is not None:
             views, _ = self.training_views(artist, cond)
             votes = shares(judge, views)
@@ -546,6 +555,38 @@ class MimicryExperiment:
                 "target": sum(votes[t] for t in self.target_styles(artist, cond)),
             }
         return out
+
+    def views_moved(self, artist: str, chosen: Sequence[int], records: Sequence[dict[str, Any]]) -> float:
+        """How much of the cloak's latent shift the generator's training views still carry.
+
+        The cloak moves a work's latents toward the work rendered in its target style, at the work's
+        size; the generator trains on smaller crops of it. Cutting the same views from the clean work,
+        the cloaked work and the rendered target, this is 1 - d(cloaked, target) / d(clean, target) on
+        the base generator's encoder (mean over views): the cloak's ``moved``, as the views see it.
+        """
+        from sfumato.encoders import load_encoder
+        from sfumato.styles import render_style
+
+        c = self.settings
+        encoder = load_encoder(c.base.encoder, self.weights_dir)
+        per_work = 8
+        closed = []
+        with torch.no_grad():
+            for k, record in zip(chosen, records, strict=True):
+                work = self.works(artist).images[k]
+                target = (render_style(record["style"], work.float() / 255, seed=k) * 255).round()
+                seed = stable_seed(artist, "views-moved", k)
+                z = [
+                    encoder(
+                        cut_views(
+                            x.to(torch.uint8), per_work, seed, size=c.base.size, scale=c.view_scale
+                        ).float()
+                        / 255
+                    ).flatten(1)
+                    for x in (work, record["image"], target)
+                ]
+                closed.append(1 - (z[1] - z[2]).norm(dim=1) / (z[0] - z[2]).norm(dim=1).clamp_min(1e-12))
+        return float(torch.cat(closed).mean())
 
     def score(self, judge: Judge) -> list[dict[str, Any]]:
         runs = []

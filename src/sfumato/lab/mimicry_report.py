@@ -282,11 +282,15 @@ def write_mimicry_report(exp: Any, results: dict[str, Any]) -> None:
         "## The cloaked works",
         "",
         "PSNR over the cloaked works; latent movement: fraction of the way to the target's latents "
-        "(attacked encoder) and on other encoders (transfer); views judged: the judge's votes on the "
-        "training views themselves (clean or cloaked), i.e. whether the change shows to it.",
+        "(attacked encoder) and on other encoders (transfer); moved, training views: the same on the "
+        "generator's encoder for 64 px views cut alike from the clean work, its cloaked copy and the "
+        "rendered target (how much of the shift survives the crop-and-resize); views judged: the "
+        "judge's votes on the training views themselves (clean or cloaked), i.e. whether the change "
+        "shows to it.",
         "",
-        "| artist | condition | cloaked | PSNR mean (min) | moved | s/work | views judged artist / target |",
-        "|---|---|---:|---:|---|---:|---:|",
+        "| artist | condition | cloaked | PSNR mean (min) | moved | moved, training views | s/work | "
+        "views judged artist / target |",
+        "|---|---|---:|---:|---|---:|---:|---:|",
     ]
     for a, per in results["protection"].items():
         for c, p in per.items():
@@ -295,8 +299,9 @@ def write_mimicry_report(exp: Any, results: dict[str, Any]) -> None:
             secs = f"{p['seconds_per_work']:.1f}" if "seconds_per_work" in p else "–"
             vj = p.get("views_judged")
             judged = "–" if vj is None else f"{100 * vj['artist']:.0f} % / {100 * vj['target']:.0f} %"
+            vm = "–" if "views_moved" not in p else f"{p['views_moved']:.2f}"
             lines.append(
-                f"| {a} | {c} | {p['cloaked']}/{p['works']} | {psnr} | {moved} | {secs} | {judged} |"
+                f"| {a} | {c} | {p['cloaked']}/{p['works']} | {psnr} | {moved} | {vm} | {secs} | {judged} |"
             )
     lines.append("")
     if len(s["finetune_steps"]) > 1:

@@ -354,8 +354,13 @@ def _registry() -> dict[str, Countermeasure]:
 COUNTERMEASURES: dict[str, Countermeasure] = _registry()
 
 
-def apply(name: str, x: torch.Tensor, *, seed: int = 0, weights_dir: WeightsDir = None) -> torch.Tensor:
-    """Apply the registered countermeasure ``name`` (see ``COUNTERMEASURES``)."""
+def check_name(name: str) -> str:
+    """``name`` if it is a registered countermeasure, else a ValueError listing the known ones."""
     if name not in COUNTERMEASURES:
         raise ValueError(f"unknown countermeasure {name!r}; choose one of {', '.join(COUNTERMEASURES)}")
-    return COUNTERMEASURES[name](x, seed=seed, weights_dir=weights_dir)
+    return name
+
+
+def apply(name: str, x: torch.Tensor, *, seed: int = 0, weights_dir: WeightsDir = None) -> torch.Tensor:
+    """Apply the registered countermeasure ``name`` (see ``COUNTERMEASURES``)."""
+    return COUNTERMEASURES[check_name(name)](x, seed=seed, weights_dir=weights_dir)

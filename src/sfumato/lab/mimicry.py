@@ -201,12 +201,9 @@ class MimicryConfig:
         if self.samples < 1 or self.views < 1 or self.linf_passes < 1 or not self.guidance:
             raise ValueError("samples, views and linf_passes must be >= 1, and guidance not empty")
         if self.countermeasure:
-            from sfumato.countermeasures import COUNTERMEASURES
+            from sfumato.countermeasures import check_name
 
-            if self.countermeasure not in COUNTERMEASURES:
-                raise ValueError(
-                    f"unknown countermeasure {self.countermeasure!r}; known: {', '.join(COUNTERMEASURES)}"
-                )
+            check_name(self.countermeasure)
 
     def parsed(self) -> list[Condition]:
         return [parse_condition(c) for c in self.conditions]
@@ -400,11 +397,12 @@ class MimicryExperiment:
 
     def scraped(self, artist: str, image: torch.Tensor, k: int) -> torch.Tensor:
         """Work ``k`` (uint8, cloaked or not) as the scraper keeps it: through the countermeasure."""
-        from sfumato.countermeasures import COUNTERMEASURES
+        from sfumato.countermeasures import apply
 
-        cm = COUNTERMEASURES[self.config.countermeasure]
         seed = stable_seed(artist, "scrape", k)
-        out = cm(image[None].float() / 255, seed=seed, weights_dir=self.weights_dir)[0]
+        out = apply(
+            self.config.countermeasure, image[None].float() / 255, seed=seed, weights_dir=self.weights_dir
+        )[0]
         return (out.clamp(0, 1) * 255).round().to(torch.uint8)
 
     def captions(self, artist: str, n: int) -> list[str]:

@@ -91,12 +91,9 @@ class PoisonConfig:
                     f"{c!r} is not one of the base generator's classes {list(self.base.classes)}"
                 )
         if self.countermeasure:
-            from sfumato.countermeasures import COUNTERMEASURES
+            from sfumato.countermeasures import check_name
 
-            if self.countermeasure not in COUNTERMEASURES:
-                raise ValueError(
-                    f"unknown countermeasure {self.countermeasure!r}; known: {', '.join(COUNTERMEASURES)}"
-                )
+            check_name(self.countermeasure)
         if max(self.doses) > self.poison_pool:
             raise ValueError(f"the largest dose {max(self.doses)} exceeds poison_pool {self.poison_pool}")
         if sorted(self.finetune_steps) != list(self.finetune_steps) or not self.finetune_steps:

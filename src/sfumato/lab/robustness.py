@@ -92,11 +92,10 @@ class RobustnessExperiment:
         self.base_checkpoint = base_checkpoint
         self.zip_path = zip_path
         self.bars = bars
-        for cm in config.countermeasures:
-            from sfumato.countermeasures import COUNTERMEASURES
+        from sfumato.countermeasures import check_name
 
-            if cm not in COUNTERMEASURES:
-                raise ValueError(f"unknown countermeasure {cm!r}; known: {', '.join(COUNTERMEASURES)}")
+        for cm in config.countermeasures:
+            check_name(cm)
 
     def experiment(self, countermeasure: str) -> Experiment:
         folder = self.main_out if countermeasure == NONE else self.out / countermeasure

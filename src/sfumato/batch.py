@@ -35,7 +35,7 @@ from sfumato.imageio import (
 )
 from sfumato.inspect import sidecar_path
 from sfumato.optimise import SPEED, TILE
-from sfumato.protect import Settings, cloak, resolve_device, shade
+from sfumato.protect import Settings, as_views, cloak, resolve_device, shade
 from sfumato.report import markdown_table, summary_row
 from sfumato.styles import STYLE_NAMES
 from sfumato.targets import choose_anchor
@@ -141,6 +141,7 @@ def run_batch(
     progress: bool = True,
     verbose: bool = True,
     robust: bool = False,
+    views: int | None = None,
 ) -> BatchResult:
     """Protect every image in ``inputs`` (files, or folders searched recursively) into ``out_dir``.
 
@@ -149,7 +150,8 @@ def run_batch(
     (``style``: a built-in style name or ``"auto"``, or ``style_image``). ``eps`` is on [0, 1] images.
     ``progress`` shows tqdm bars, ``verbose`` one line per image; failures and format warnings are
     always printed (to stderr). ``robust`` optimises through random countermeasures (JPEG, resizing,
-    ...) so the protection survives them (see :func:`sfumato.shade`). Raises :class:`BatchError` for
+    ...) so the protection survives them, ``views`` (a training resolution in px) through the random
+    crops a fine-tuning pipeline cuts at that size (see :func:`sfumato.shade`). Raises :class:`BatchError` for
     problems found before starting, and ``WeightsNotFoundError`` when an encoder's weights cannot be found.
     """
     out = Path(out_dir)
@@ -171,6 +173,7 @@ def run_batch(
         device=device,
         weights_dir=weights_dir,
         robust=robust,
+        views=views,
     )
     suffix = _suffix(fmt)
     if not isinstance(quality, int) or not 1 <= quality <= 100:
@@ -223,6 +226,10 @@ def _prepare(mode: str, **o: Any) -> _Job:
         resolve_device(o["device"])
     except (ValueError, RuntimeError) as e:
         raise BatchError(str(e)) from None
+    try:
+        views = as_views(o["views"])
+    except (TypeError, ValueError) as e:
+        raise BatchError(str(e)) from None
 
     common: dict[str, Any] = dict(
         encoders=encoders,
@@ -235,6 +242,7 @@ def _prepare(mode: str, **o: Any) -> _Job:
         seed=int(o["seed"]),
         tile=o["tile"],
         robust=bool(o["robust"]),  # part of the settings key: a robust rerun recomputes
+        views=views,
     )
     call: dict[str, Any] = dict(device=o["device"], weights_dir=o["weights_dir"])
 

@@ -76,6 +76,13 @@ def _tile(text: str) -> int:
     return value
 
 
+def _views_size(text: str) -> int:
+    value = _positive_int(text)
+    if value < 16:
+        raise argparse.ArgumentTypeError(f"a training resolution must be at least 16 px, not {value}")
+    return value
+
+
 def _name_list(text: str) -> tuple[str, ...]:
     names = tuple(n.strip() for n in text.split(","))
     if not names or any(not n for n in names):
@@ -168,6 +175,14 @@ def _add_common_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="optimise through random JPEG, resizing, blur, noise and shifts so the protection "
         "survives them (about 5x slower; see 'sfumato purify')",
+    )
+    g.add_argument(
+        "--views",
+        type=_views_size,
+        default=None,
+        metavar="PX",
+        help="optimise through the random crops a fine-tuning pipeline resizes to PX (e.g. 512 or 1024), "
+        "so the protection survives training at that resolution (about 3x slower at small sizes)",
     )
     g.add_argument(
         "--tile", type=_tile, default=None, metavar="PX", help="tile size for large images (default: 512)"
@@ -441,6 +456,7 @@ def _cmd_protect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             progress=not args.quiet,
             verbose=not args.quiet,
             robust=args.robust,
+            views=args.views,
             **options,
         )
     except BatchError as e:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from sfumato.countermeasures.views import TrainingViews
 from sfumato.encoders.base import ImageEncoder
 
 # steps: encoder forward+backward passes per tile. lr: the first step, as a fraction of each
@@ -110,14 +111,21 @@ def attack(
     (``mom``), which damps the oscillation of plain sign steps: in 48 steps it reaches the latent
     shift that the Nightshade recipe reaches in 500 (benchmarks/recipes.py).
     ``on_step(step, delta)`` sees the perturbation after each update (benchmarks trace with it).
+    A *paired* transform (``transform.paired``, e.g. :class:`sfumato.countermeasures.views.BoundViews`)
+    returns the transformed images together with their own target latents, and carries the
+    normalisation ``base``; ``target_latents`` is then unused.
     """
     gen = torch.Generator().manual_seed(seed)
     channels = 1 if shared_channels else x.shape[1]
-    with torch.no_grad():
-        base = [
-            max(float((z - t).square().mean()), 1e-12)
-            for z, t in zip(ensemble.encode(x), target_latents, strict=True)
-        ]
+    paired = bool(getattr(transform, "paired", False))
+    if paired:
+        base = list(transform.base)  # type: ignore[union-attr]
+    else:
+        with torch.no_grad():
+            base = [
+                max(float((z - t).square().mean()), 1e-12)
+                for z, t in zip(ensemble.encode(x), target_latents, strict=True)
+            ]
     u = torch.zeros((x.shape[0], channels, *x.shape[2:]), requires_grad=True)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
@@ -127,14 +135,17 @@ def attack(
     for step in range(steps):
         delta = torch.maximum(torch.minimum(allowance * u, hi), lo)
         xa = x + delta
-        if transform is not None:
+        targets = target_latents
+        if paired:
+            xa, targets = transform(xa, gen)  # type: ignore[misc]
+        elif transform is not None:
             xa = transform(xa, gen)
         lats = ensemble.encode(xa, grad=True)
         # A transform may return several draws of the batch, stacked: draw k of image i at k * B + i.
         draws = xa.shape[0] // x.shape[0]
         loss = sum(
-            w * (z - _tile_batch(t, draws)).square().mean() / b
-            for w, z, t, b in zip(ensemble.weights, lats, target_latents, base, strict=True)
+            w * (z - (t if paired else _tile_batch(t, draws))).square().mean() / b
+            for w, z, t, b in zip(ensemble.weights, lats, targets, base, strict=True)
         )
         u.grad = None
         loss.backward()
@@ -203,8 +214,28 @@ def protect_tensor(
     overlap: int = OVERLAP,
     progress: ProgressFn | None = None,
     transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    views: TrainingViews | None = None,
 ) -> torch.Tensor:
-    """Attack ``x`` (1, 3, H, W) toward ``target``'s latents, tile by tile; returns the perturbation."""
+    """Attack ``x`` (1, 3, H, W) toward ``target``'s latents, tile by tile; returns the perturbation.
+
+    With ``views``, the latents pulled are those of random training views of the whole image (no
+    tiles; ``transform``, if any, is applied to each view), see :mod:`sfumato.countermeasures.views`.
+    """
+    if views is not None:
+        bound = views.bind(x, target, ensemble, seed, then=transform)
+        return attack(
+            x,
+            [],
+            ensemble,
+            allowance,
+            steps=steps,
+            lr=lr,
+            method=method,
+            shared_channels=shared_channels,
+            seed=seed,
+            progress=progress,
+            transform=bound,
+        ).delta
     h, w = x.shape[-2:]
     (tops, tile_h), (lefts, tile_w) = tile_grid(h, tile, overlap), tile_grid(w, tile, overlap)
     total = len(tops) * len(lefts) * steps

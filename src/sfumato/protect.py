@@ -20,6 +20,7 @@ from PIL import Image
 
 from sfumato.budget import make_budget
 from sfumato.countermeasures.differentiable import ROBUST_RECIPE, ROBUST_STEP_FACTOR
+from sfumato.countermeasures.views import VIEWS_STEP_FACTOR, TrainingViews
 from sfumato.encoders import ImageEncoder, load_decoder, load_encoder
 from sfumato.encoders.weights import WeightsNotFoundError
 from sfumato.imageio import LoadedImage, load_image, to_tensor
@@ -53,6 +54,7 @@ class Settings:
     as_concept: str | None = None
     target_file: str | None = None
     robust: bool = False  # optimise through random countermeasures (countermeasures/differentiable.py)
+    views: TrainingViews | None = None  # optimise through random training views (countermeasures/views.py)
 
     def as_dict(self) -> dict[str, Any]:
         # robust=False is left out, so outputs made before robust mode existed keep their key.
@@ -141,6 +143,16 @@ def load_measure_encoders(
     return found
 
 
+def as_views(views: TrainingViews | int | None) -> TrainingViews | None:
+    """``views`` as given to :func:`shade` / :func:`cloak`: a training resolution in px is the default view
+    distribution at that size."""
+    if views is None or isinstance(views, TrainingViews):
+        return views
+    if isinstance(views, bool) or not isinstance(views, int):
+        raise TypeError(f"views must be a training resolution in px or a TrainingViews, not {views!r}")
+    return TrainingViews(size=views)
+
+
 def _engine(
     loaded: LoadedImage,
     target: torch.Tensor,
@@ -162,6 +174,8 @@ def _engine(
     # Robust mode: each step sees random draws of differentiable countermeasures (JPEG, resizing,
     # blur, noise, shifts), and takes ROBUST_STEP_FACTOR times the preset's steps to converge.
     factor = ROBUST_STEP_FACTOR if settings.robust else 1
+    if settings.views is not None:
+        factor = max(factor, VIEWS_STEP_FACTOR)
     steps = settings.steps or int(speed["steps"]) * factor
     x = loaded.rgb[None].to(dev)
     allowance = budget.allowance(x)
@@ -178,11 +192,25 @@ def _engine(
         overlap=OVERLAP,
         progress=progress,
         transform=ROBUST_RECIPE if settings.robust else None,
+        views=settings.views,
     )
     protected = ((x + delta) * 255).round().clamp(0, 255).cpu() / 255
     seconds = time.perf_counter() - started
     measure = [e.to("cpu") for e in load_measure_encoders(encoders, weights_dir)]
     effect = effect_report(loaded.rgb[None], protected, target.cpu(), measure, settings.encoders)
+    if settings.views is not None:
+        # The shift the training views carry, on a bank of boxes the attack never drew from.
+        check = Ensemble(measure, bf16=False)
+        bound = settings.views.bind(loaded.rgb[None], target.cpu(), check, settings.seed + 7919)
+        moved = bound.moved(loaded.rgb[None], protected, check)
+        extra_report = {
+            **extra_report,
+            "views": {
+                **settings.views.describe(),
+                "step_factor": factor,
+                "fraction_moved": {e.name: round(m, 4) for e, m in zip(measure, moved, strict=True)},
+            },
+        }
     report = {
         "settings": settings.as_dict(),
         "settings_key": settings.key(),
@@ -219,12 +247,15 @@ def shade(
     weights_dir: str | Path | None = None,
     progress: ProgressFn | None = None,
     robust: bool = False,
+    views: TrainingViews | int | None = None,
 ) -> Protected:
     """Concept poisoning: make ``image`` (of ``concept``) encode like ``target`` (an ``as_concept`` photo).
 
     The anchor is fitted to the source's size and aspect ratio by cover-resize and centre crop.
     ``robust=True`` optimises through random JPEG, resizing, blur, noise and shifts, so the latent
     shift survives what a scraper does to the image (3x the steps with 2 draws each: 6x the encoder passes).
+    ``views`` (a training resolution in px, or a :class:`TrainingViews`) optimises the latents of random
+    crops resized to that resolution, as a fine-tuning pipeline cuts them (3x the steps).
     """
     loaded, kind = _as_loaded(image)
     anchor, _ = _as_loaded(target)
@@ -242,6 +273,7 @@ def shade(
         seed=seed,
         tile=tile,
         robust=robust,
+        views=as_views(views),
         concept=concept,
         as_concept=as_concept,
         target_file=str(target) if isinstance(target, (str, Path)) else None,
@@ -276,11 +308,12 @@ def cloak(
     weights_dir: str | Path | None = None,
     progress: ProgressFn | None = None,
     robust: bool = False,
+    views: TrainingViews | int | None = None,
 ) -> Protected:
     """Style cloaking: pull the artwork's latents toward the same picture in a different style.
 
     ``style`` is a built-in style name or ``"auto"``; ``style_image`` instead transfers the look of
-    a reference image in the FLUX.2 latent space. ``robust=True``: as in :func:`shade`.
+    a reference image in the FLUX.2 latent space. ``robust`` and ``views``: as in :func:`shade`.
     """
     loaded, kind = _as_loaded(image)
     x = loaded.rgb[None]
@@ -310,6 +343,7 @@ def cloak(
         seed=seed,
         tile=tile,
         robust=robust,
+        views=as_views(views),
         style=style if style_image is None else None,
         style_image=str(style_image) if isinstance(style_image, (str, Path)) else None,
     )

@@ -123,6 +123,7 @@ def test_conditions_parse_and_refuse_nonsense() -> None:
         "jnd",
         "robust-default-sketch",
     )
+    assert parse_condition("views-high").variant("sketch") == "views-high-sketch"
     for bad in ("share100-default", "cloak-max", "blur-default"):
         with pytest.raises(ValueError):
             parse_condition(bad)
@@ -247,7 +248,7 @@ def test_a_countermeasure_purifies_every_work_before_training(
         tiny_config(countermeasure="bleach")
 
 
-def test_robust_cloaks_are_crafted_in_robust_mode(
+def test_robust_and_views_cloaks_are_crafted_in_their_modes(
     workdir: Path, base: Path, text: TextEncoder, monkeypatch
 ) -> None:
     import sfumato.protect
@@ -256,12 +257,17 @@ def test_robust_cloaks_are_crafted_in_robust_mode(
     real = sfumato.protect.cloak
 
     def spy(*args, **kwargs):
-        seen.append(kwargs.get("robust"))
+        views = kwargs.get("views")
+        seen.append((kwargs.get("robust"), None if views is None else (views.size, views.scale)))
         return real(*args, **kwargs)
 
     monkeypatch.setattr(sfumato.protect, "cloak", spy)
-    exp = MimicryExperiment(tiny_config(), workdir / "robust-cloaks", base, SHARED, text=text, progress=None)
+    config = tiny_config()
+    exp = MimicryExperiment(config, workdir / "robust-cloaks", base, SHARED, text=text, progress=None)
     record = exp.cloaked("van-gogh", "robust-default-sketch", 0)
     plain = exp.cloaked("van-gogh", "jnd-default-sketch", 0)
-    assert seen == [True, False]
+    viewed = exp.cloaked("van-gogh", "views-default-sketch", 0)
+    # views-<i>: through crops of the experiment's scale range at the generator's resolution
+    assert seen == [(True, None), (False, None), (False, (config.base.size, config.view_scale))]
     assert record["psnr"] > 30 and not torch.equal(record["image"], plain["image"])
+    assert viewed["psnr"] > 30 and not torch.equal(viewed["image"], plain["image"])

@@ -443,7 +443,7 @@ def add_lab_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "--conditions",
         type=_names,
         default=None,
-        help="clean, cloak-<i>, robust-<i>, linf-<i> (equal PSNR), auto-<i>, share<NN>-<i>; "
+        help="clean, cloak-<i>, robust-<i>, views-<i>, linf-<i> (equal PSNR), auto-<i>, share<NN>-<i>; "
         "<i>: low, default, high (default: clean, cloak at each intensity, linf, auto and shares "
         "25/50/75 at default)",
     )

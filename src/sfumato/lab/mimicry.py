@@ -14,6 +14,9 @@ Conditions (names, growable like the artists and seeds):
 - ``cloak-<intensity>``: every work cloaked toward the fixed target ``style`` (visibility-aware budget);
 - ``robust-<intensity>``: the same in the engine's robust mode (``--robust``: optimised through random
   resizing, JPEG, noise and blur), since cutting works into smaller training views is itself a resize;
+- ``views-<intensity>``: the same, optimised through random training views (the engine's ``views``:
+  square crops of the view-scale range resized to the generator's 64 px, from a bank of boxes drawn
+  independently of the experiment's own views), since the crop-and-resize removes most of a plain cloak;
 - ``linf-<intensity>``: the same with a plain L-inf budget whose bound is calibrated per work to the PSNR
   of that work's ``cloak-<intensity>`` copy (equal PSNR; ``linf_passes`` cloaks per work);
 - ``auto-<intensity>``: visibility-aware, the target style chosen per work by ``--style auto``;
@@ -65,7 +68,7 @@ from sfumato.styles import STYLE_NAMES
 
 SCHEMA = "sfumato.lab.mimicry/1"
 INTENSITIES = ("low", "default", "high")
-KINDS = ("clean", "cloak", "robust", "linf", "auto", "share")
+KINDS = ("clean", "cloak", "robust", "views", "linf", "auto", "share")
 DEFAULT_CONDITIONS: tuple[str, ...] = (
     "clean",
     "cloak-low",
@@ -106,11 +109,11 @@ class Condition:
         """The cloaked copies this condition uses: ``<budget or robust>-<intensity>-<style or auto>``."""
         if self.kind == "clean":
             return None
-        mode = "robust" if self.kind == "robust" else self.budget
+        mode = self.kind if self.kind in ("robust", "views") else self.budget
         return f"{mode}-{self.intensity}-{'auto' if self.kind == 'auto' else style}"
 
 
-_PATTERN = re.compile(r"^(?:(cloak|robust|linf|auto)|share(\d+))-(low|default|high)$")
+_PATTERN = re.compile(r"^(?:(cloak|robust|views|linf|auto)|share(\d+))-(low|default|high)$")
 
 
 def parse_condition(name: str) -> Condition:
@@ -119,7 +122,7 @@ def parse_condition(name: str) -> Condition:
     m = _PATTERN.match(name)
     if not m:
         raise ValueError(
-            f"unknown condition {name!r}; use clean, cloak-<i>, robust-<i>, linf-<i>, auto-<i> or "
+            f"unknown condition {name!r}; use clean, cloak-<i>, robust-<i>, views-<i>, linf-<i>, auto-<i> or "
             f"share<NN>-<i> "
             f"with <i> one of {', '.join(INTENSITIES)}"
         )
@@ -132,7 +135,7 @@ def parse_condition(name: str) -> Condition:
 
 
 def condition_order(name: str) -> tuple[int, int, int]:
-    """Sort order: clean, cloak, robust, linf, auto, share; then intensity; then share."""
+    """Sort order: clean, cloak, robust, views, linf, auto, share; then intensity; then share."""
     c = parse_condition(name)
     return (KINDS.index(c.kind), INTENSITIES.index(c.intensity) if c.intensity else -1, c.share)
 
@@ -317,11 +320,13 @@ class MimicryExperiment:
         intensity: str,
         eps: float | None,
         k: int,
-        robust: bool = False,
+        mode: str = "jnd",
     ):
+        from sfumato.countermeasures.views import TrainingViews
         from sfumato.protect import cloak
 
         c = self.config
+        views = TrainingViews(size=c.base.size, scale=c.view_scale) if mode == "views" else None
         return cloak(
             image.float() / 255,
             style,
@@ -332,7 +337,8 @@ class MimicryExperiment:
             speed=c.cloak_speed,
             steps=c.cloak_steps,
             seed=k,
-            robust=robust,
+            robust=mode == "robust",
+            views=views,
             device=self.device,
             weights_dir=self.weights_dir,
         )
@@ -342,9 +348,8 @@ class MimicryExperiment:
         path = self.cloak_path(artist, variant, k)
         if path.exists():
             return torch.load(path, weights_only=True)
-        budget, intensity, style = variant.split("-", 2)
-        robust = budget == "robust"
-        budget = "jnd" if robust else budget
+        mode, intensity, style = variant.split("-", 2)
+        budget = "linf" if mode == "linf" else "jnd"
         work = self.works(artist).images[k]
         started = time.perf_counter()
         eps, target_psnr = None, None
@@ -355,7 +360,7 @@ class MimicryExperiment:
             eps = min(0.25, max(1 / 255, 10 ** (-target_psnr / 20)))  # a saturated +-eps has that PSNR
             passes = self.config.linf_passes
         for p in range(passes):
-            result = self._cloak(work, style, budget, intensity, eps, k, robust)
+            result = self._cloak(work, style, budget, intensity, eps, k, mode)
             psnr = float(result.report["effect"]["quality"]["psnr_db"])
             if eps is not None and target_psnr is not None and p < passes - 1:
                 eps = min(0.25, max(0.5 / 255, eps * 10 ** ((psnr - target_psnr) / 20)))

@@ -221,27 +221,16 @@ def protect_tensor(
     With ``views``, the latents pulled are those of random training views of the whole image (no
     tiles; ``transform``, if any, is applied to each view), see :mod:`sfumato.countermeasures.views`.
     """
-    if views is not None:
-        bound = views.bind(x, target, ensemble, seed, then=transform)
-        return attack(
-            x,
-            [],
-            ensemble,
-            allowance,
-            steps=steps,
-            lr=lr,
-            method=method,
-            shared_channels=shared_channels,
-            seed=seed,
-            progress=progress,
-            transform=bound,
-        ).delta
     h, w = x.shape[-2:]
     (tops, tile_h), (lefts, tile_w) = tile_grid(h, tile, overlap), tile_grid(w, tile, overlap)
     total = len(tops) * len(lefts) * steps
-    if len(tops) == 1 and len(lefts) == 1:
-        with torch.no_grad():
-            z_target = ensemble.encode(target)
+    if views is not None or (len(tops) == 1 and len(lefts) == 1):
+        if views is not None:
+            z_target: list[torch.Tensor] = []
+            transform = views.bind(x, target, ensemble, seed, then=transform)
+        else:
+            with torch.no_grad():
+                z_target = ensemble.encode(target)
         return attack(
             x,
             z_target,

@@ -315,7 +315,7 @@ def write_mimicry_report(exp: Any, results: dict[str, Any]) -> None:
             ]
     conditions_plot(results, setting, exp.out / "conditions.png")
     lines += ["![mimicry success per condition](conditions.png)", ""]
-    shown = [c for c in ("clean", "cloak-default", "auto-default") if c in conds]
+    shown = [c for c in ("clean", "cloak-default", "views-default", "auto-default") if c in conds]
     grid = sample_grid(exp, setting, shown)
     if grid is not None:
         save_png(grid, exp.out / "samples.png")
@@ -325,11 +325,11 @@ def write_mimicry_report(exp: Any, results: dict[str, Any]) -> None:
             "![samples](samples.png)",
             "",
         ]
-    if "cloak-default" in conds:
-        grid = works_grid(exp, "cloak-default")
+    for c in ("cloak-default", "views-default"):
+        grid = works_grid(exp, c) if c in conds else None
         if grid is not None:
-            save_png(grid, exp.out / "works.png")
-            lines += ["Training views, clean and cloaked (`cloak-default`):", "", "![works](works.png)", ""]
+            save_png(grid, exp.out / f"works-{c}.png")
+            lines += [f"Training views, clean and cloaked (`{c}`):", "", f"![works](works-{c}.png)", ""]
     lines += ["## The artists", ""]
     for a, info in results["artists"].items():
         n = len(info["works"])

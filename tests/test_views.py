@@ -116,3 +116,14 @@ def test_views_flag_on_the_cli(tmp_path, capsys, weights_dir):
     capsys.readouterr()
     assert main([*args, "--views", "4"]) == 2
     assert "at least 16 px" in capsys.readouterr().err
+
+
+def test_views_combine_with_robust_mode(weights_dir):
+    """Robust mode's countermeasures are applied to each training view (one random draw per view)."""
+    image = photo("golden_retriever", (96, 64))
+    out = sfumato.cloak(
+        image, "sketch", views=32, robust=True, weights_dir=weights_dir, steps=2, device="cpu"
+    )
+    r = out.report
+    assert r["settings"]["robust"] is True and r["settings"]["views"]["size"] == 32
+    assert "robust" in r and "views" in r and out.report["steps"] == 2

@@ -444,8 +444,8 @@ def add_lab_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         type=_names,
         default=None,
         help="clean, cloak-<i>, robust-<i>, views-<i>, linf-<i> (equal PSNR), auto-<i>, share<NN>-<i>; "
-        "<i>: low, default, high (default: clean, cloak at each intensity, linf, auto and shares "
-        "25/50/75 at default)",
+        "<i>: low, default, high (default: clean, cloak at each intensity, views, linf, auto and "
+        "shares 25/50/75 at default)",
     )
     p.add_argument("--seeds", type=_ints, default=(0, 1, 2))
     p.add_argument("--style", default="sketch", help="the fixed cloak target style")

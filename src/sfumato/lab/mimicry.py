@@ -74,6 +74,7 @@ DEFAULT_CONDITIONS: tuple[str, ...] = (
     "cloak-low",
     "cloak-default",
     "cloak-high",
+    "views-default",
     "linf-default",
     "auto-default",
     "share25-default",

@@ -124,7 +124,14 @@ def test_conditions_parse_and_refuse_nonsense() -> None:
         "robust-default-sketch",
     )
     assert parse_condition("views-high").variant("sketch") == "views-high-sketch"
-    for bad in ("share100-default", "cloak-max", "blur-default"):
+    blend = parse_condition("blend25")
+    assert (blend.kind, blend.blend, blend.budget, blend.variant("sketch")) == (
+        "blend",
+        25,
+        None,
+        "blend25-sketch",
+    )
+    for bad in ("share100-default", "cloak-max", "blur-default", "blend0", "blend101", "blend25-default"):
         with pytest.raises(ValueError):
             parse_condition(bad)
     with pytest.raises(ValueError, match="judge must know"):
@@ -271,3 +278,6 @@ def test_robust_and_views_cloaks_are_crafted_in_their_modes(
     assert seen == [(True, None), (False, None), (False, (config.base.size, config.view_scale))]
     assert record["psnr"] > 30 and not torch.equal(record["image"], plain["image"])
     assert viewed["psnr"] > 30 and not torch.equal(viewed["image"], plain["image"])
+    # blend<NN>: no optimisation, the work mixed with its target rendering, moved about that far
+    half = exp.cloaked("van-gogh", "blend50-sketch", 0)
+    assert len(seen) == 3 and half["psnr"] < plain["psnr"] and 0.3 < half["moved"]["flux2"] < 0.7

@@ -20,6 +20,10 @@ Conditions (names, growable like the artists and seeds):
 - ``linf-<intensity>``: the same with a plain L-inf budget whose bound is calibrated per work to the PSNR
   of that work's ``cloak-<intensity>`` copy (equal PSNR; ``linf_passes`` cloaks per work);
 - ``auto-<intensity>``: visibility-aware, the target style chosen per work by ``--style auto``;
+- ``blend<NN>``: no cloak but a visible stand-in for a stronger one, the upper bound of what moving the
+  works toward the target can do: every work replaced by NN % of the same work rendered in the target
+  style (pixel blend), so its training views carry about NN % of the way to the target (``views_moved``);
+  the mimicry these leave says how far an invisible cloak would have to move the views;
 - ``share<NN>-<intensity>``: only NN % of the works cloaked (as ``cloak-<intensity>``), the rest left
   clean, as an artist's older work is already online. Shares are nested (a fixed order of the works).
 
@@ -68,7 +72,7 @@ from sfumato.styles import STYLE_NAMES
 
 SCHEMA = "sfumato.lab.mimicry/1"
 INTENSITIES = ("low", "default", "high")
-KINDS = ("clean", "cloak", "robust", "views", "linf", "auto", "share")
+KINDS = ("clean", "cloak", "robust", "views", "linf", "auto", "blend", "share")
 DEFAULT_CONDITIONS: tuple[str, ...] = (
     "clean",
     "cloak-low",
@@ -101,15 +105,21 @@ class Condition:
     kind: str
     intensity: str | None = None
     share: int = 100  # percent of the works cloaked
+    blend: int = 0  # percent of the target rendering blended into each work (``blend<NN>``)
 
     @property
     def budget(self) -> str | None:
-        return None if self.kind == "clean" else "linf" if self.kind == "linf" else "jnd"
+        if self.kind in ("clean", "blend"):
+            return None
+        return "linf" if self.kind == "linf" else "jnd"
 
     def variant(self, style: str) -> str | None:
-        """The cloaked copies this condition uses: ``<budget or robust>-<intensity>-<style or auto>``."""
+        """The protected copies this condition uses: ``<budget, robust or views>-<intensity>-<style or
+        auto>``, or ``blend<NN>-<style>``."""
         if self.kind == "clean":
             return None
+        if self.kind == "blend":
+            return f"blend{self.blend}-{style}"
         mode = self.kind if self.kind in ("robust", "views") else self.budget
         return f"{mode}-{self.intensity}-{'auto' if self.kind == 'auto' else style}"
 
@@ -120,12 +130,16 @@ _PATTERN = re.compile(r"^(?:(cloak|robust|views|linf|auto)|share(\d+))-(low|defa
 def parse_condition(name: str) -> Condition:
     if name == "clean":
         return Condition(name, "clean", share=0)
+    blend = re.fullmatch(r"blend(\d+)", name)
+    if blend:
+        if not 0 < int(blend.group(1)) <= 100:
+            raise ValueError(f"{name}: the blend must be between 1 and 100 %")
+        return Condition(name, "blend", blend=int(blend.group(1)))
     m = _PATTERN.match(name)
     if not m:
         raise ValueError(
-            f"unknown condition {name!r}; use clean, cloak-<i>, robust-<i>, views-<i>, linf-<i>, auto-<i> or "
-            f"share<NN>-<i> "
-            f"with <i> one of {', '.join(INTENSITIES)}"
+            f"unknown condition {name!r}; use clean, cloak-<i>, robust-<i>, views-<i>, linf-<i>, auto-<i>, "
+            f"share<NN>-<i> with <i> one of {', '.join(INTENSITIES)}, or blend<NN>"
         )
     kind, share, intensity = m.group(1) or "share", m.group(2), m.group(3)
     if share is not None and not 0 < int(share) < 100:
@@ -138,7 +152,7 @@ def parse_condition(name: str) -> Condition:
 def condition_order(name: str) -> tuple[int, int, int]:
     """Sort order: clean, cloak, robust, views, linf, auto, share; then intensity; then share."""
     c = parse_condition(name)
-    return (KINDS.index(c.kind), INTENSITIES.index(c.intensity) if c.intensity else -1, c.share)
+    return (KINDS.index(c.kind), INTENSITIES.index(c.intensity) if c.intensity else -1, c.blend or c.share)
 
 
 def _growable_order(key: str) -> Callable[[Any], Any]:
@@ -349,6 +363,10 @@ class MimicryExperiment:
         path = self.cloak_path(artist, variant, k)
         if path.exists():
             return torch.load(path, weights_only=True)
+        if variant.startswith("blend"):
+            record = self._blended(artist, variant, k)
+            atomic_torch_save(record, path)
+            return record
         mode, intensity, style = variant.split("-", 2)
         budget = "linf" if mode == "linf" else "jnd"
         work = self.works(artist).images[k]
@@ -378,6 +396,35 @@ class MimicryExperiment:
         }
         atomic_torch_save(record, path)
         return record
+
+    def _blended(self, artist: str, variant: str, k: int) -> dict[str, Any]:
+        """``blend<NN>-<style>``: work ``k`` with NN % of its target-style rendering mixed in (visible)."""
+        from sfumato.encoders import load_encoder
+        from sfumato.quality import measure_quality
+        from sfumato.styles import render_style
+
+        started = time.perf_counter()
+        work = self.works(artist).images[k]
+        name, style = variant.split("-", 1)
+        alpha = int(name[len("blend") :]) / 100
+        x = work.float()[None] / 255
+        target = render_style(style, x[0], seed=k)[None]
+        image = ((1 - alpha) * x + alpha * target) * 255
+        image = image.round().clamp(0, 255).to(torch.uint8)[0]
+        encoder = load_encoder(self.settings.base.encoder, self.weights_dir)
+        with torch.no_grad():
+            z = [encoder(v) for v in (x, image[None].float() / 255, target)]
+        moved = 1 - float((z[1] - z[2]).norm() / (z[0] - z[2]).norm().clamp_min(1e-12))
+        return {
+            "image": image,
+            "name": self.works(artist).names[k],
+            "psnr": measure_quality(x, image[None].float() / 255).psnr_db,
+            "target_psnr": None,
+            "eps_255": None,
+            "style": style,
+            "moved": {encoder.name: moved},
+            "seconds": time.perf_counter() - started,
+        }
 
     def cloaked_set(self, artist: str, cond: Condition) -> list[int]:
         """Indices of the works cloaked under ``cond``: a fixed order per artist, the first share %."""

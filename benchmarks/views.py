@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "psnr_db": q["psnr_db"],
                 "ssim": q["ssim"],
                 "moved_image": out.report["effect"]["latents"]["flux2"]["fraction_moved"],
-                "moved_views": check.moved(x, out.tensor[None], ensemble)[0],
+                "moved_views": check.moved(out.tensor[None], ensemble)[0],
                 "steps": out.report["steps"],
                 "seconds": out.report["seconds"],
             }

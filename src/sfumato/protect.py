@@ -202,7 +202,7 @@ def _engine(
         # The shift the training views carry, on a bank of boxes the attack never drew from.
         check = Ensemble(measure, bf16=False)
         bound = settings.views.bind(loaded.rgb[None], target.cpu(), check, settings.seed + 7919)
-        moved = bound.moved(loaded.rgb[None], protected, check)
+        moved = bound.moved(protected, check)
         extra_report = {
             **extra_report,
             "views": {

@@ -106,7 +106,7 @@ class TrainingViews:
             max(sum(float((c[e] - t[e]).square().mean()) for c, t in pairs) / len(pairs), 1e-12)
             for e in range(len(ensemble.encoders))
         ]
-        return BoundViews(self, boxes, targets, base, then)
+        return BoundViews(self, boxes, targets, base, clean, then)
 
     def describe(self) -> dict[str, object]:
         d = asdict(self)
@@ -124,6 +124,7 @@ class BoundViews:
     boxes: list[Box]
     targets: list[list[torch.Tensor]]  # per box, per encoder
     base: list[float]  # per encoder: mean squared latent distance of the clean views to the target's
+    clean: list[list[torch.Tensor]]  # per box, per encoder: the latents of the unprotected image's views
     then: Transform | None = None
     paired: bool = field(default=True, init=False)
 
@@ -135,14 +136,13 @@ class BoundViews:
         targets = [torch.cat([self.targets[i][e] for i in picks]) for e in range(len(self.base))]
         return torch.cat(parts), targets
 
-    def moved(self, x: torch.Tensor, protected: torch.Tensor, ensemble: Ensemble) -> list[float]:
-        """Per encoder, the share of the bank views' latent distance to the target that ``protected``
-        closes (the engine's ``fraction_moved``, as the training views see it)."""
+    def moved(self, protected: torch.Tensor, ensemble: Ensemble) -> list[float]:
+        """Per encoder, the share of the bank views' latent distance to the target that ``protected`` (the
+        bound image, changed) closes: the engine's ``fraction_moved``, as the training views see it."""
         before = [0.0] * len(self.base)
         after = [0.0] * len(self.base)
         with torch.no_grad():
-            for box, t in zip(self.boxes, self.targets, strict=True):
-                zc = ensemble.encode(self.spec.cut(x, box))
+            for box, t, zc in zip(self.boxes, self.targets, self.clean, strict=True):
                 zp = ensemble.encode(self.spec.cut(protected, box))
                 for e in range(len(self.base)):
                     before[e] += float((zc[e] - t[e]).norm())

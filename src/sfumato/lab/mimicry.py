@@ -150,7 +150,7 @@ def parse_condition(name: str) -> Condition:
 
 
 def condition_order(name: str) -> tuple[int, int, int]:
-    """Sort order: clean, cloak, robust, views, linf, auto, share; then intensity; then share."""
+    """Sort order: clean, cloak, robust, views, linf, auto, blend, share; then intensity; then NN."""
     c = parse_condition(name)
     return (KINDS.index(c.kind), INTENSITIES.index(c.intensity) if c.intensity else -1, c.blend or c.share)
 
@@ -289,6 +289,7 @@ class MimicryExperiment:
         self.device = device
         self.weights_dir = weights_dir
         self._works: dict[str, Works] = {}
+        self._encoder: Any = None
         self.out.mkdir(parents=True, exist_ok=True)
         settings = self.out / "settings.json"
         new = json.loads(json.dumps(config.to_dict()))
@@ -306,6 +307,15 @@ class MimicryExperiment:
         atomic_write_text(settings, json.dumps(new, indent=2) + "\n")
         #: Everything in the folder (this call's runs and earlier ones): what is scored and reported.
         self.settings = MimicryConfig.from_dict(new)
+
+    @property
+    def encoder(self) -> Any:
+        """The base generator's image encoder (loaded once): measures how far works and views moved."""
+        if self._encoder is None:
+            from sfumato.encoders import load_encoder
+
+            self._encoder = load_encoder(self.settings.base.encoder, self.weights_dir)
+        return self._encoder
 
     @property
     def text(self) -> TextEncoder:
@@ -399,7 +409,6 @@ class MimicryExperiment:
 
     def _blended(self, artist: str, variant: str, k: int) -> dict[str, Any]:
         """``blend<NN>-<style>``: work ``k`` with NN % of its target-style rendering mixed in (visible)."""
-        from sfumato.encoders import load_encoder
         from sfumato.quality import measure_quality
         from sfumato.styles import render_style
 
@@ -411,7 +420,7 @@ class MimicryExperiment:
         target = render_style(style, x[0], seed=k)[None]
         image = ((1 - alpha) * x + alpha * target) * 255
         image = image.round().clamp(0, 255).to(torch.uint8)[0]
-        encoder = load_encoder(self.settings.base.encoder, self.weights_dir)
+        encoder = self.encoder
         with torch.no_grad():
             z = [encoder(v) for v in (x, image[None].float() / 255, target)]
         moved = 1 - float((z[1] - z[2]).norm() / (z[0] - z[2]).norm().clamp_min(1e-12))
@@ -615,11 +624,10 @@ class MimicryExperiment:
         the cloaked work and the rendered target, this is 1 - d(cloaked, target) / d(clean, target) on
         the base generator's encoder (mean over views): the cloak's ``moved``, as the views see it.
         """
-        from sfumato.encoders import load_encoder
         from sfumato.styles import render_style
 
         c = self.settings
-        encoder = load_encoder(c.base.encoder, self.weights_dir)
+        encoder = self.encoder
         per_work = 8
         closed = []
         with torch.no_grad():

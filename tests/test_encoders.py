@@ -72,3 +72,17 @@ def test_wrong_layout_fails_loudly(tmp_path):
 def test_unknown_name_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown encoder"):
         load_encoder("dalle")
+
+
+def test_round_trip_encoder_is_the_generators_view(weights_dir):
+    x = to_tensor(photo("goldfish", (64, 64)))[None]
+    rt = load_encoder("flux2-decoded", weights_dir)
+    enc, dec = load_encoder("flux2", weights_dir), load_decoder("flux2", weights_dir)
+    with torch.no_grad():
+        assert torch.equal(rt(x), dec(enc(x)))
+    assert rt.name == "flux2-decoded" and rt(x).shape == x.shape
+    x.requires_grad_(True)
+    rt(x).square().mean().backward()  # differentiable through both halves: an attack surface
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="no decoder for 'sana'"):
+        load_encoder("sana-decoded", weights_dir)

@@ -124,6 +124,7 @@ def test_conditions_parse_and_refuse_nonsense() -> None:
         "robust-default-sketch",
     )
     assert parse_condition("views-high").variant("sketch") == "views-high-sketch"
+    assert parse_condition("decoded-default").variant("sketch") == "decoded-default-sketch"
     blend = parse_condition("blend25")
     assert (blend.kind, blend.blend, blend.budget, blend.variant("sketch")) == (
         "blend",
@@ -192,6 +193,13 @@ def test_figures_are_the_judges_votes(finished: MimicryExperiment, judge) -> Non
     views_moved = cloaks["cloak-default"]["views_moved"]
     assert 0 < views_moved <= cloaks["cloak-default"]["moved_mean"]["flux2"] + 0.05
     assert "views_moved" not in cloaks["clean"]
+    # What a perfect mimic would draw: the judge's votes on the clean views' latents, decoded.
+    views, _ = exp.training_views("van-gogh", parse_condition("clean"))
+    decoded = exp.decoded(views)
+    assert decoded.shape == views.shape and decoded.dtype == torch.uint8
+    assert (decoded.float() - views.float()).abs().mean() < 40  # a faithful round trip, not noise
+    votes = (style_judge.predict(decoded) == style_judge.classes.index("van-gogh")).float().mean()
+    assert cloaks["clean"]["decoded_judged"]["artist"] == pytest.approx(float(votes))
     linf = cloaks["linf-default"]
     assert abs(linf["psnr_mean"] - linf["target_psnr_mean"]) < 2.5  # calibrated to equal PSNR
     goal = results["goal"]["artists"]["van-gogh"]
@@ -260,12 +268,13 @@ def test_robust_and_views_cloaks_are_crafted_in_their_modes(
 ) -> None:
     import sfumato.protect
 
-    seen = []
+    seen, encoders = [], []
     real = sfumato.protect.cloak
 
     def spy(*args, **kwargs):
         views = kwargs.get("views")
         seen.append((kwargs.get("robust"), None if views is None else (views.size, views.scale)))
+        encoders.append(kwargs.get("encoders"))
         return real(*args, **kwargs)
 
     monkeypatch.setattr(sfumato.protect, "cloak", spy)
@@ -278,6 +287,11 @@ def test_robust_and_views_cloaks_are_crafted_in_their_modes(
     assert seen == [(True, None), (False, None), (False, (config.base.size, config.view_scale))]
     assert record["psnr"] > 30 and not torch.equal(record["image"], plain["image"])
     assert viewed["psnr"] > 30 and not torch.equal(viewed["image"], plain["image"])
+    # decoded-<i>: the same training views, aimed at the autoencoder's round trip
+    decoded = exp.cloaked("van-gogh", "decoded-default-sketch", 0)
+    assert seen[-1] == seen[-2] and encoders[-1] == ("flux2-decoded",) and encoders[-2] == ("flux2",)
+    assert decoded["psnr"] > 30 and not torch.equal(decoded["image"], viewed["image"])
+    assert "flux2-decoded" in decoded["moved"]
     # blend<NN>: no optimisation, the work mixed with its target rendering, moved about that far
     half = exp.cloaked("van-gogh", "blend50-sketch", 0)
-    assert len(seen) == 3 and half["psnr"] < plain["psnr"] and 0.3 < half["moved"]["flux2"] < 0.7
+    assert len(seen) == 4 and half["psnr"] < plain["psnr"] and 0.3 < half["moved"]["flux2"] < 0.7

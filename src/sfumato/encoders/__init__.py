@@ -10,6 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from sfumato.encoders.base import ImageEncoder
+from sfumato.encoders.roundtrip import SUFFIX, RoundTripEncoder
 from sfumato.encoders.tiny import TINY_DECODERS, TINY_ENCODERS, TinyDecoder, TinyEncoder, load_state_dict
 
 __all__ = ["ImageEncoder", "TinyDecoder", "TinyEncoder", "load_decoder", "load_encoder", "TINY_ENCODERS"]
@@ -38,8 +39,19 @@ def _load_encoder_cached(name: str, weights_dir: str | None) -> ImageEncoder:
 
 
 def load_encoder(name: str, weights_dir: str | Path | None = None) -> ImageEncoder:
-    """Load (once per process) an encoder by short name, checkpoint path or diffusers folder."""
-    return _load_encoder_cached(str(name), None if weights_dir is None else str(weights_dir))
+    """Load (once per process) an encoder by short name, checkpoint path or diffusers folder;
+    ``<family>-decoded`` is that family's autoencoder round trip (see :mod:`sfumato.encoders.roundtrip`)."""
+    name, wd = str(name), None if weights_dir is None else str(weights_dir)
+    if name.endswith(SUFFIX) and name not in TINY_ENCODERS:
+        return _load_round_trip_cached(name[: -len(SUFFIX)], wd)
+    return _load_encoder_cached(name, wd)
+
+
+@lru_cache(maxsize=8)
+def _load_round_trip_cached(family: str, weights_dir: str | None) -> ImageEncoder:
+    if family not in TINY_DECODERS:
+        raise ValueError(f"no decoder for {family!r}: a round trip needs one of {sorted(TINY_DECODERS)}")
+    return RoundTripEncoder(_load_encoder_cached(family, weights_dir), _load_decoder_cached(family, weights_dir))
 
 
 @lru_cache(maxsize=8)

@@ -17,6 +17,9 @@ Conditions (names, growable like the artists and seeds):
 - ``views-<intensity>``: the same, optimised through random training views (the engine's ``views``:
   square crops of the view-scale range resized to the generator's 64 px, from a bank of boxes drawn
   independently of the experiment's own views), since the crop-and-resize removes most of a plain cloak;
+- ``decoded-<intensity>``: as ``views-<intensity>``, but aimed at the autoencoder's round trip
+  (``<encoder>-decoded``: decode(encode(view)) pulled toward the target view, in pixels) instead of the
+  latents, since a latent shift the decoder hardly shows is one the mimic does not draw;
 - ``linf-<intensity>``: the same with a plain L-inf budget whose bound is calibrated per work to the PSNR
   of that work's ``cloak-<intensity>`` copy (equal PSNR; ``linf_passes`` cloaks per work);
 - ``auto-<intensity>``: visibility-aware, the target style chosen per work by ``--style auto``;
@@ -72,7 +75,7 @@ from sfumato.styles import STYLE_NAMES
 
 SCHEMA = "sfumato.lab.mimicry/1"
 INTENSITIES = ("low", "default", "high")
-KINDS = ("clean", "cloak", "robust", "views", "linf", "auto", "blend", "share")
+KINDS = ("clean", "cloak", "robust", "views", "decoded", "linf", "auto", "blend", "share")
 DEFAULT_CONDITIONS: tuple[str, ...] = (
     "clean",
     "cloak-low",
@@ -120,11 +123,11 @@ class Condition:
             return None
         if self.kind == "blend":
             return f"blend{self.blend}-{style}"
-        mode = self.kind if self.kind in ("robust", "views") else self.budget
+        mode = self.kind if self.kind in ("robust", "views", "decoded") else self.budget
         return f"{mode}-{self.intensity}-{'auto' if self.kind == 'auto' else style}"
 
 
-_PATTERN = re.compile(r"^(?:(cloak|robust|views|linf|auto)|share(\d+))-(low|default|high)$")
+_PATTERN = re.compile(r"^(?:(cloak|robust|views|decoded|linf|auto)|share(\d+))-(low|default|high)$")
 
 
 def parse_condition(name: str) -> Condition:
@@ -138,7 +141,8 @@ def parse_condition(name: str) -> Condition:
     m = _PATTERN.match(name)
     if not m:
         raise ValueError(
-            f"unknown condition {name!r}; use clean, cloak-<i>, robust-<i>, views-<i>, linf-<i>, auto-<i>, "
+            f"unknown condition {name!r}; use clean, cloak-<i>, robust-<i>, views-<i>, decoded-<i>, linf-<i>, "
+            "auto-<i>, "
             f"share<NN>-<i> with <i> one of {', '.join(INTENSITIES)}, or blend<NN>"
         )
     kind, share, intensity = m.group(1) or "share", m.group(2), m.group(3)
@@ -150,7 +154,7 @@ def parse_condition(name: str) -> Condition:
 
 
 def condition_order(name: str) -> tuple[int, int, int]:
-    """Sort order: clean, cloak, robust, views, linf, auto, blend, share; then intensity; then NN."""
+    """Sort order: clean, cloak, robust, views, decoded, linf, auto, blend, share; then intensity; then NN."""
     c = parse_condition(name)
     return (KINDS.index(c.kind), INTENSITIES.index(c.intensity) if c.intensity else -1, c.blend or c.share)
 
@@ -351,11 +355,16 @@ class MimicryExperiment:
         from sfumato.protect import cloak
 
         c = self.config
-        views = TrainingViews(size=c.base.size, scale=c.view_scale) if mode == "views" else None
+        views = TrainingViews(size=c.base.size, scale=c.view_scale) if mode in ("views", "decoded") else None
+        encoders = c.cloak_encoders
+        if mode == "decoded":
+            from sfumato.encoders.roundtrip import SUFFIX
+
+            encoders = tuple(f"{e}{SUFFIX}" for e in encoders)
         return cloak(
             image.float() / 255,
             style,
-            encoders=c.cloak_encoders,
+            encoders=encoders,
             intensity=intensity,
             budget=budget,
             eps=eps,
@@ -609,12 +618,28 @@ class MimicryExperiment:
             out["views_moved"] = self.views_moved(artist, chosen, records)
         if judge is not None:
             views, _ = self.training_views(artist, cond)
-            votes = shares(judge, views)
-            out["views_judged"] = {
-                "artist": votes[artist],
-                "target": sum(votes[t] for t in self.target_styles(artist, cond)),
-            }
+            targets = self.target_styles(artist, cond)
+            for key, images in (("views_judged", views), ("decoded_judged", self.decoded(views))):
+                votes = shares(judge, images)
+                out[key] = {"artist": votes[artist], "target": sum(votes[t] for t in targets)}
         return out
+
+    def decoded(self, views: torch.Tensor, batch: int = 64) -> torch.Tensor:
+        """``decode(encode(views))`` on the generator's autoencoder, uint8: what the fine-tuned generator
+        is taught to draw (it learns the latents; its images are those latents decoded).
+
+        A cloak can move the latents in directions the decoder hardly shows; judging the decoded views
+        tells such a shift from one the generator would reproduce, without fine-tuning anything.
+        """
+        from sfumato.lab.autoencoder import load_lab_decoder
+
+        decoder = load_lab_decoder(self.settings.base.encoder)
+        with torch.no_grad():
+            out = [
+                decoder(self.encoder(views[i : i + batch].float() / 255)).clamp(0, 1)
+                for i in range(0, views.shape[0], batch)
+            ]
+        return (torch.cat(out) * 255).round().to(torch.uint8)
 
     def views_moved(self, artist: str, chosen: Sequence[int], records: Sequence[dict[str, Any]]) -> float:
         """How much of the cloak's latent shift the generator's training views still carry.

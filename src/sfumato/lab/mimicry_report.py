@@ -286,22 +286,26 @@ def write_mimicry_report(exp: Any, results: dict[str, Any]) -> None:
         "generator's encoder for 64 px views cut alike from the clean work, its cloaked copy and the "
         "rendered target (how much of the shift survives the crop-and-resize); views judged: the "
         "judge's votes on the training views themselves (clean or cloaked), i.e. whether the change "
-        "shows to it.",
+        "shows to it; decoded: its votes on the views' latents decoded, i.e. what a generator that learnt "
+        "those latents perfectly would draw.",
         "",
         "| artist | condition | cloaked | PSNR mean (min) | moved | moved, training views | s/work | "
-        "views judged artist / target |",
-        "|---|---|---:|---:|---|---:|---:|---:|",
+        "views judged artist / target | decoded views judged artist / target |",
+        "|---|---|---:|---:|---|---:|---:|---:|---:|",
     ]
     for a, per in results["protection"].items():
         for c, p in per.items():
             psnr = f"{p['psnr_mean']:.1f} ({p['psnr_min']:.1f})" if "psnr_mean" in p else "–"
             moved = ", ".join(f"{e} {v:.2f}" for e, v in p.get("moved_mean", {}).items()) or "–"
             secs = f"{p['seconds_per_work']:.1f}" if "seconds_per_work" in p else "–"
-            vj = p.get("views_judged")
-            judged = "–" if vj is None else f"{100 * vj['artist']:.0f} % / {100 * vj['target']:.0f} %"
+            judged, decoded = (
+                "–" if v is None else f"{100 * v['artist']:.0f} % / {100 * v['target']:.0f} %"
+                for v in (p.get("views_judged"), p.get("decoded_judged"))
+            )
             vm = "–" if "views_moved" not in p else f"{p['views_moved']:.2f}"
             lines.append(
-                f"| {a} | {c} | {p['cloaked']}/{p['works']} | {psnr} | {moved} | {vm} | {secs} | {judged} |"
+                f"| {a} | {c} | {p['cloaked']}/{p['works']} | {psnr} | {moved} | {vm} | {secs} | {judged} "
+                f"| {decoded} |"
             )
     lines.append("")
     if len(s["finetune_steps"]) > 1:

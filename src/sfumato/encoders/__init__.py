@@ -51,7 +51,8 @@ def load_encoder(name: str, weights_dir: str | Path | None = None) -> ImageEncod
 def _load_round_trip_cached(family: str, weights_dir: str | None) -> ImageEncoder:
     if family not in TINY_DECODERS:
         raise ValueError(f"no decoder for {family!r}: a round trip needs one of {sorted(TINY_DECODERS)}")
-    return RoundTripEncoder(_load_encoder_cached(family, weights_dir), _load_decoder_cached(family, weights_dir))
+    encoder = _load_encoder_cached(family, weights_dir)
+    return RoundTripEncoder(encoder, _load_decoder_cached(family, weights_dir))
 
 
 @lru_cache(maxsize=8)

@@ -141,9 +141,8 @@ def parse_condition(name: str) -> Condition:
     m = _PATTERN.match(name)
     if not m:
         raise ValueError(
-            f"unknown condition {name!r}; use clean, cloak-<i>, robust-<i>, views-<i>, decoded-<i>, linf-<i>, "
-            "auto-<i>, "
-            f"share<NN>-<i> with <i> one of {', '.join(INTENSITIES)}, or blend<NN>"
+            f"unknown condition {name!r}; use clean, cloak-<i>, robust-<i>, views-<i>, decoded-<i>, "
+            f"linf-<i>, auto-<i>, share<NN>-<i> with <i> one of {', '.join(INTENSITIES)}, or blend<NN>"
         )
     kind, share, intensity = m.group(1) or "share", m.group(2), m.group(3)
     if share is not None and not 0 < int(share) < 100:

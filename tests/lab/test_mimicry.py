@@ -209,7 +209,15 @@ def test_figures_are_the_judges_votes(finished: MimicryExperiment, judge) -> Non
         assert goal["mimicry_removed"] == pytest.approx(1 - share_artist / clean)
     report = (exp.out / "report.md").read_text()
     assert "Mimicry success" in report and "share of works cloaked" in report
-    for name in ("conditions.png", "share_cloaked-default.png", "samples.png", "works-cloak-default.png"):
+    assert "decoded views judged" in report
+    assert "What a perfect mimic would draw" in report
+    for name in (
+        "conditions.png",
+        "share_cloaked-default.png",
+        "samples.png",
+        "works-cloak-default.png",
+        "decoded.png",
+    ):
         assert (exp.out / name).exists(), name
 
 

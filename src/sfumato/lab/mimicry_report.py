@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -114,6 +115,46 @@ def conditions_plot(results: dict[str, Any], setting: str, path: Any) -> None:
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=7, ncol=3)
     _figure(fig, path)
+
+
+def decoded_pairs(results: dict[str, Any], setting: str) -> list[tuple[str, str, float, float]]:
+    """``(artist, condition, decoded views judged as the artist, mimicry success)`` wherever both exist."""
+    pairs = []
+    for artist, per in results["protection"].items():
+        for condition, p in per.items():
+            entry = results["summary"].get(artist, {}).get(condition, {}).get(setting)
+            if "decoded_judged" in p and entry is not None:
+                pairs.append((artist, condition, p["decoded_judged"]["artist"], entry["mimicry"]["mean"]))
+    return pairs
+
+
+def decoded_plot(results: dict[str, Any], setting: str, path: Any) -> tuple[bool, float | None]:
+    """Mimicry success against the judge's votes on the decoded training views, one point per artist and
+    condition; returns whether it was drawn (three points at least) and their Pearson correlation
+    (None where either axis is constant)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pairs = decoded_pairs(results, setting)
+    if len(pairs) < 3:
+        return False, None
+    xs = np.array([100 * p[2] for p in pairs])
+    ys = np.array([100 * p[3] for p in pairs])
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    for artist in dict.fromkeys(p[0] for p in pairs):
+        pick = [i for i, p in enumerate(pairs) if p[0] == artist]
+        ax.scatter(xs[pick], ys[pick], label=artist, s=22)
+    ax.plot([0, 100], [0, 100], color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel("decoded training views judged as the artist (%)")
+    ax.set_ylabel("mimicry success (%)")
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _figure(fig, path)
+    return True, float(np.corrcoef(xs, ys)[0, 1]) if xs.std() > 0 and ys.std() > 0 else None
 
 
 def _stack(rows: list[Image.Image]) -> Image.Image:
@@ -319,6 +360,17 @@ def write_mimicry_report(exp: Any, results: dict[str, Any]) -> None:
             ]
     conditions_plot(results, setting, exp.out / "conditions.png")
     lines += ["![mimicry success per condition](conditions.png)", ""]
+    drawn, r = decoded_plot(results, setting, exp.out / "decoded.png")
+    if drawn:
+        lines += [
+            "What a perfect mimic would draw (the judge on the training views' latents, decoded) against "
+            "what the fine-tuned generator drew, per artist and condition"
+            + ("" if r is None else f" (Pearson r = {r:.2f})")
+            + ". A cloak can only work by moving the left axis.",
+            "",
+            "![decoded views vs mimicry](decoded.png)",
+            "",
+        ]
     shown = [c for c in ("clean", "cloak-default", "views-default", "auto-default") if c in conds]
     grid = sample_grid(exp, setting, shown)
     if grid is not None:

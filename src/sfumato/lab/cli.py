@@ -443,7 +443,8 @@ def add_lab_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "--conditions",
         type=_names,
         default=None,
-        help="clean, cloak-<i>, robust-<i>, views-<i>, linf-<i> (equal PSNR), auto-<i>, share<NN>-<i>, "
+        help="clean, cloak-<i>, robust-<i>, views-<i>, decoded-<i> (views through the autoencoder's round "
+        "trip), linf-<i> (equal PSNR), auto-<i>, share<NN>-<i>, "
         "blend<NN> (visible: NN % of the target rendering mixed in); "
         "<i>: low, default, high (default: clean, cloak at each intensity, views, linf, auto and "
         "shares 25/50/75 at default)",

@@ -195,7 +195,7 @@ def test_figures_are_the_judges_votes(finished: MimicryExperiment, judge) -> Non
     assert "views_moved" not in cloaks["clean"]
     # What a perfect mimic would draw: the judge's votes on the clean views' latents, decoded.
     views, _ = exp.training_views("van-gogh", parse_condition("clean"))
-    decoded = exp.decoded(views)
+    decoded = exp.decoded("van-gogh", "clean", views)
     assert decoded.shape == views.shape and decoded.dtype == torch.uint8
     assert (decoded.float() - views.float()).abs().mean() < 40  # a faithful round trip, not noise
     votes = (style_judge.predict(decoded) == style_judge.classes.index("van-gogh")).float().mean()

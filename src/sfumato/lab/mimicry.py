@@ -618,26 +618,28 @@ class MimicryExperiment:
         if judge is not None:
             views, _ = self.training_views(artist, cond)
             targets = self.target_styles(artist, cond)
-            for key, images in (("views_judged", views), ("decoded_judged", self.decoded(views))):
+            decoded = self.decoded(artist, cond.name, views)
+            for key, images in (("views_judged", views), ("decoded_judged", decoded)):
                 votes = shares(judge, images)
                 out[key] = {"artist": votes[artist], "target": sum(votes[t] for t in targets)}
         return out
 
-    def decoded(self, views: torch.Tensor, batch: int = 64) -> torch.Tensor:
+    def decoded(self, artist: str, condition: str, views: torch.Tensor, batch: int = 64) -> torch.Tensor:
         """``decode(encode(views))`` on the generator's autoencoder, uint8: what the fine-tuned generator
-        is taught to draw (it learns the latents; its images are those latents decoded).
+        is taught to draw (it learns the latents, the very ones cached for its runs; its images are
+        latents decoded).
 
         A cloak can move the latents in directions the decoder hardly shows; judging the decoded views
         tells such a shift from one the generator would reproduce, without fine-tuning anything.
         """
         from sfumato.lab.autoencoder import load_lab_decoder
 
-        decoder = load_lab_decoder(self.settings.base.encoder)
+        c = self.settings
+        key = f"views-{artist}-{condition}"  # the latents its runs were fine-tuned on
+        latents = latents_for(views, c.base.encoder, self.out, key, c.base.size, progress=False)
+        decoder = load_lab_decoder(c.base.encoder)
         with torch.no_grad():
-            out = [
-                decoder(self.encoder(views[i : i + batch].float() / 255)).clamp(0, 1)
-                for i in range(0, views.shape[0], batch)
-            ]
+            out = [decoder(latents[i : i + batch]).clamp(0, 1) for i in range(0, latents.shape[0], batch)]
         return (torch.cat(out) * 255).round().to(torch.uint8)
 
     def views_moved(self, artist: str, chosen: Sequence[int], records: Sequence[dict[str, Any]]) -> float:

@@ -172,7 +172,7 @@ def test_runs_resume_and_keep_images_only(finished: MimicryExperiment) -> None:
     assert int((full.int() - clean.int()).abs().max()) < 40  # small changes only
 
 
-def test_figures_are_the_judges_votes(finished: MimicryExperiment, judge) -> None:
+def test_figures_are_the_judges_votes(finished: MimicryExperiment, judge, monkeypatch) -> None:
     exp, style_judge = finished, judge[0]
     results = json.loads((exp.out / "results.json").read_text())
     assert results["schema"] == "sfumato.lab.mimicry/1"
@@ -200,6 +200,11 @@ def test_figures_are_the_judges_votes(finished: MimicryExperiment, judge) -> Non
     assert (decoded.float() - views.float()).abs().mean() < 40  # a faithful round trip, not noise
     votes = (style_judge.predict(decoded) == style_judge.classes.index("van-gogh")).float().mean()
     assert cloaks["clean"]["decoded_judged"]["artist"] == pytest.approx(float(votes))
+    # ... cached against the views and the judge: a second report does not decode again
+    assert (exp.out / "latents" / "decoded-van-gogh-clean.json").exists()
+    monkeypatch.setattr(exp, "decoded", lambda *a, **k: pytest.fail("decoded again"))
+    again = exp.decoded_votes("van-gogh", "clean", views, style_judge)
+    assert again["van-gogh"] == pytest.approx(float(votes))
     linf = cloaks["linf-default"]
     assert abs(linf["psnr_mean"] - linf["target_psnr_mean"]) < 2.5  # calibrated to equal PSNR
     goal = results["goal"]["artists"]["van-gogh"]

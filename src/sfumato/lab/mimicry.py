@@ -261,6 +261,11 @@ def load_settings(out: str | Path) -> MimicryConfig:
 Progress = Callable[[str], None]
 
 
+def _judge_key(judge: Judge) -> str:
+    """What scores cached against a judge are stamped with: a retrained judge invalidates them."""
+    return f"{judge.name}:{judge.info.get('key', '')}:{judge.info.get('test_accuracy', '')}"
+
+
 def _log(progress: Progress | None, message: str) -> None:
     if progress is not None:
         progress(message)
@@ -417,7 +422,7 @@ class MimicryExperiment:
 
     def _blended(self, artist: str, variant: str, k: int) -> dict[str, Any]:
         """``blend<NN>-<style>``: work ``k`` with NN % of its target-style rendering mixed in (visible)."""
-        from sfumato.quality import measure_quality
+        from sfumato.report import effect_report
         from sfumato.styles import render_style
 
         started = time.perf_counter()
@@ -426,20 +431,16 @@ class MimicryExperiment:
         alpha = int(name[len("blend") :]) / 100
         x = work.float()[None] / 255
         target = render_style(style, x[0], seed=k)[None]
-        image = ((1 - alpha) * x + alpha * target) * 255
-        image = image.round().clamp(0, 255).to(torch.uint8)[0]
-        encoder = self.encoder
-        with torch.no_grad():
-            z = [encoder(v) for v in (x, image[None].float() / 255, target)]
-        moved = 1 - float((z[1] - z[2]).norm() / (z[0] - z[2]).norm().clamp_min(1e-12))
+        image = (((1 - alpha) * x + alpha * target) * 255).round().clamp(0, 255).to(torch.uint8)[0]
+        effect = effect_report(x, image[None].float() / 255, target, [self.encoder])
         return {
             "image": image,
             "name": self.works(artist).names[k],
-            "psnr": measure_quality(x, image[None].float() / 255).psnr_db,
+            "psnr": effect["quality"]["psnr_db"],
             "target_psnr": None,
             "eps_255": None,
             "style": style,
-            "moved": {encoder.name: moved},
+            "moved": {e: float(v["fraction_moved"]) for e, v in effect["latents"].items()},
             "seconds": time.perf_counter() - started,
         }
 
@@ -557,7 +558,7 @@ class MimicryExperiment:
     def score_run(self, folder: Path, judge: Judge) -> dict[str, dict[str, float]]:
         """``{"L<len>-w<g>": {class: share}}`` of the run's images, cached against the judge."""
         path = folder / SCORE
-        key = f"{judge.name}:{judge.info.get('key', '')}:{judge.info.get('test_accuracy', '')}"
+        key = _judge_key(judge)
         if path.exists():
             cached = json.loads(path.read_text())
             if cached.get("judge") == key:
@@ -618,11 +619,30 @@ class MimicryExperiment:
         if judge is not None:
             views, _ = self.training_views(artist, cond)
             targets = self.target_styles(artist, cond)
-            decoded = self.decoded(artist, cond.name, views)
-            for key, images in (("views_judged", views), ("decoded_judged", decoded)):
-                votes = shares(judge, images)
+            for key, votes in (
+                ("views_judged", shares(judge, views)),
+                ("decoded_judged", self.decoded_votes(artist, cond.name, views, judge)),
+            ):
                 out[key] = {"artist": votes[artist], "target": sum(votes[t] for t in targets)}
         return out
+
+    def decoded_votes(
+        self, artist: str, condition: str, views: torch.Tensor, judge: Judge
+    ) -> dict[str, float]:
+        """The judge's shares on :meth:`decoded` views, cached against the views and the judge (decoding
+        is most of a report's time, and every finished run rewrites the report)."""
+        from sfumato.lab.latents import images_checksum
+
+        path = self.out / "latents" / f"decoded-{artist}-{condition}.json"
+        stamp = {"views": images_checksum(views), "judge": _judge_key(judge)}
+        if path.exists():
+            cached = json.loads(path.read_text())
+            if {k: cached.get(k) for k in stamp} == stamp:
+                return cached["votes"]
+        votes = shares(judge, self.decoded(artist, condition, views))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps({**stamp, "votes": votes}, indent=1) + "\n")
+        return votes
 
     def decoded(self, artist: str, condition: str, views: torch.Tensor, batch: int = 64) -> torch.Tensor:
         """``decode(encode(views))`` on the generator's autoencoder, uint8: what the fine-tuned generator

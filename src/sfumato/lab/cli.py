@@ -445,7 +445,7 @@ def add_lab_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         default=None,
         help="clean, cloak-<i>, robust-<i>, views-<i>, decoded-<i> (views through the autoencoder's round "
         "trip), linf-<i> (equal PSNR), auto-<i>, share<NN>-<i>, "
-        "blend<NN> (visible: NN % of the target rendering mixed in); "
+        "blend<NN> (visible: NN %% of the target rendering mixed in); "
         "<i>: low, default, high (default: clean, cloak at each intensity, views, linf, auto and "
         "shares 25/50/75 at default)",
     )

@@ -265,5 +265,6 @@ def test_robustness_experiment(base: Path, workdir: Path, judges: list, text: Te
     for method in ("shade", "shade-robust"):
         assert results[method]["survival"]["none"]["kept"] == pytest.approx(1.0)
         assert 0.0 <= results[method]["detection_auc"] <= 1.0
-    assert "Latent shift kept" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "Latent shift kept" in report and "- `jpeg75`: JPEG" in report
     assert (out / "robustness.png").exists()

@@ -221,6 +221,10 @@ def write_robustness_report(results: dict[str, Any], out: Path, judges: Sequence
         "countermeasure is applied to every fine-tuning image. Attack success = share of images drawn "
         f"for '{source}' that the judge calls {target} ({s['setting']}; mean ± spread over seeds).",
         "",
+        "Countermeasures:",
+        "",
+        *[f"- `{cm}`: {text}" for cm, text in results.get("countermeasures", {}).items()],
+        "",
     ]
     for judge in judges:
         lines += [f"## Attack success, judge `{judge}`", ""]

@@ -308,3 +308,21 @@ def test_robust_and_views_cloaks_are_crafted_in_their_modes(
     # blend<NN>: no optimisation, the work mixed with its target rendering, moved about that far
     half = exp.cloaked("van-gogh", "blend50-sketch", 0)
     assert len(seen) == 4 and half["psnr"] < plain["psnr"] and 0.3 < half["moved"]["flux2"] < 0.7
+
+
+def test_robustness_report_gathers_the_cloak_half(finished: MimicryExperiment, tmp_path: Path) -> None:
+    from sfumato.lab.robustness import _cloak_lines, cloak_protection
+
+    results = json.loads((finished.out / "results.json").read_text())
+    purified = json.loads(json.dumps(results))
+    purified["summary"]["van-gogh"]["cloak-default"]["L2-w3"]["mimicry"]["mean"] = 0.0
+    del purified["summary"]["van-gogh"]["clean"]
+    cloak = cloak_protection({"none": results, "jpeg75": purified})
+    assert cloak["none"]["setting"] == "L2-w3" and cloak["none"]["seeds"] == [0]
+    entry = results["summary"]["van-gogh"]["cloak-default"]["L2-w3"]
+    assert cloak["none"]["artists"]["van-gogh"]["cloak-default"]["mimicry"] == entry["mimicry"]
+    assert "clean" not in cloak["jpeg75"]["artists"]["van-gogh"]
+    lines = _cloak_lines(cloak)
+    row = next(line for line in lines if line.startswith("| van-gogh | cloak-default |"))
+    assert row.endswith(f"| {100 * entry['mimicry']['mean']:.0f} | 0 |")
+    assert "| van-gogh | clean |" in "\n".join(lines)  # measured unpurified, missing after: '–'

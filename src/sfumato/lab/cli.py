@@ -196,7 +196,12 @@ def _cmd_robustness(args: argparse.Namespace, parser: argparse.ArgumentParser) -
         )
         config.poison.seeds = args.seeds
         out = args.out or args.workdir / "robustness" / pair
-        exp = RobustnessExperiment(config, out, main_out, base, _zip(args), bars=not args.quiet)
+        mimicry = {"none": args.workdir / "mimicry" / "results.json"} | {
+            cm: args.workdir / f"mimicry-{cm}" / "results.json" for cm in config.countermeasures
+        }
+        exp = RobustnessExperiment(
+            config, out, main_out, base, _zip(args), mimicry=mimicry, bars=not args.quiet
+        )
         return _run_and_report(exp, args)
     except (FileNotFoundError, ValueError) as e:
         _err(str(e))

@@ -13,7 +13,10 @@ default) this experiment measures, for every countermeasure and for standard and
   after the countermeasure (on the attacked encoder);
 - **detection**: how well a scraper could filter poisons out on the autoencoder's reconstruction error,
   as the area under the ROC curve separating the poisons from the clean source images they were made from
-  (0.5: indistinguishable).
+  (0.5: indistinguishable);
+- **cloaks** (when given): mimicry success per artist and condition from the mimicry experiments run with
+  the same countermeasures (``sfumato lab mimicry --countermeasure CM``), gathered beside the poisons so
+  both halves of the protection read in one table.
 
 Outputs: ``results.json`` (schema ``sfumato.lab.robustness/1``, in ``docs/lab.md``), ``report.md`` and
 ``robustness.png`` in the experiment folder.
@@ -22,7 +25,7 @@ Outputs: ``results.json`` (schema ``sfumato.lab.robustness/1``, in ``docs/lab.md
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -65,6 +68,29 @@ class RobustnessConfig:
         )
 
 
+def cloak_protection(mimicry: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Mimicry success per countermeasure, artist and condition, from mimicry ``results.json`` payloads.
+
+    Each ``sfumato lab mimicry --countermeasure CM`` run is its own experiment with its own seeds; this
+    takes each one's main setting (longest fine-tuning, first guidance scale) so that the cloak half of
+    the robustness question sits beside the poison half without rerunning anything.
+    """
+    out: dict[str, Any] = {}
+    for cm, results in mimicry.items():
+        s = results["settings"]
+        setting = f"L{max(s['finetune_steps'])}-w{s['guidance'][0]:g}"
+        artists = {
+            artist: {
+                condition: {"mimicry": rows[setting]["mimicry"], "target": rows[setting]["target"]}
+                for condition, rows in conditions.items()
+                if setting in rows
+            }
+            for artist, conditions in results["summary"].items()
+        }
+        out[cm] = {"setting": setting, "seeds": list(s["seeds"]), "artists": artists}
+    return out
+
+
 def auc(negatives: torch.Tensor, positives: torch.Tensor) -> float:
     """Area under the ROC curve of a statistic that should be larger for ``positives`` (ties count 1/2)."""
     neg, pos = negatives.flatten().double(), positives.flatten().double()
@@ -84,9 +110,13 @@ class RobustnessExperiment:
         base_checkpoint: str | Path,
         zip_path: str | Path,
         *,
+        mimicry: Mapping[str, str | Path] | None = None,
         bars: bool = False,
     ) -> None:
+        """``mimicry``: countermeasure (or ``none``) -> a mimicry experiment's ``results.json``, for the
+        cloak table; read when the report is written, so runs finished later are picked up."""
         self.config = config
+        self.mimicry = dict(mimicry or {})
         self.out = Path(out)
         self.main_out = Path(main_out)
         self.base_checkpoint = base_checkpoint
@@ -202,6 +232,9 @@ class RobustnessExperiment:
             "attack": attack,
             **self.shift_and_detection(),
         }
+        found = {cm: Path(p) for cm, p in self.mimicry.items() if Path(p).exists()}
+        if found:
+            results["cloak"] = cloak_protection({cm: json.loads(p.read_text()) for cm, p in found.items()})
         self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / "results.json"
         atomic_write_text(path, json.dumps(results, indent=1) + "\n")
@@ -249,8 +282,37 @@ def write_robustness_report(results: dict[str, Any], out: Path, judges: Sequence
     for m in s["methods"]:
         lines.append(f"| {m} | {results[m]['psnr_mean']:.2f} | {results[m]['detection_auc']:.2f} |")
     lines += ["", "AUC 0.5: a scraper cannot tell poisons from clean ones by this statistic; 1: it can.", ""]
+    if results.get("cloak"):
+        lines += _cloak_lines(results["cloak"])
     atomic_write_text(out / "report.md", "\n".join(lines))
     _plot(results, out / "robustness.png", judges)
+
+
+def _cloak_lines(cloak: Mapping[str, Any]) -> list[str]:
+    """The cloak table: mimicry success per artist and condition (rows) under each countermeasure."""
+    cms = list(cloak)
+    others = [cm for cm in cms if cm != NONE]
+    # Conditions measured under some countermeasure; the unpurified experiment holds many more.
+    conditions = sorted(
+        {cond for cm in others for conds in cloak[cm]["artists"].values() for cond in conds},
+        key=lambda c: (c != "clean", c),
+    ) or sorted({cond for conds in cloak[NONE]["artists"].values() for cond in conds})
+    artists = list(dict.fromkeys(a for cm in cms for a in cloak[cm]["artists"]))
+    lines = [
+        "## Cloaks after the countermeasure",
+        "",
+        "Mimicry success (share of the images drawn for the artist's prompt that the style judge calls the "
+        "artist) when the scraper applies the countermeasure to every work before fine-tuning; from "
+        "`sfumato lab mimicry --countermeasure CM`. A cloak works where its row is well below `clean`'s.",
+        "",
+        "| artist | condition | " + " | ".join(f"{cm} (seeds {cloak[cm]['seeds']})" for cm in cms) + " |",
+        "|---|---" + "|---:" * len(cms) + "|",
+    ]
+    for artist in artists:
+        for cond in conditions:
+            vals = [fmt(cloak[cm]["artists"].get(artist, {}).get(cond, {}).get("mimicry")) for cm in cms]
+            lines.append(f"| {artist} | {cond} | " + " | ".join(vals) + " |")
+    return [*lines, ""]
 
 
 def _plot(results: dict[str, Any], path: Path, judges: Sequence[str]) -> None:

@@ -303,9 +303,10 @@ def _cloak_lines(cloak: Mapping[str, Any]) -> list[str]:
         "",
         "Mimicry success (share of the images drawn for the artist's prompt that the style judge calls the "
         "artist) when the scraper applies the countermeasure to every work before fine-tuning; from "
-        "`sfumato lab mimicry --countermeasure CM`. A cloak works where its row is well below `clean`'s.",
+        "`sfumato lab mimicry --countermeasure CM` (mean ± spread where more than one seed finished). A "
+        "cloak works where its row is well below `clean`'s.",
         "",
-        "| artist | condition | " + " | ".join(f"{cm} (seeds {cloak[cm]['seeds']})" for cm in cms) + " |",
+        "| artist | condition | " + " | ".join(cms) + " |",
         "|---|---" + "|---:" * len(cms) + "|",
     ]
     for artist in artists:

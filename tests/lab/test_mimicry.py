@@ -268,6 +268,9 @@ def test_a_countermeasure_purifies_every_work_before_training(
     work = scraped.cloaked("van-gogh", cond.variant(config.style), 0)["image"]
     expected = (COUNTERMEASURES["jpeg50"](work[None].float() / 255)[0] * 255).round().to(torch.uint8)
     assert torch.equal(scraped.scraped("van-gogh", work, 0), expected)
+    cached = list((scraped.out / "scraped").glob("van-gogh-0-jpeg50-*.pt"))
+    assert len(cached) == 1 and torch.equal(torch.load(cached[0], weights_only=True), expected)
+    assert torch.equal(scraped.scraped("van-gogh", work, 0), expected)  # read back, not recomputed
     views, chosen = scraped.training_views("van-gogh", cond)
     clean_views, same = plain.training_views("van-gogh", cond)
     assert chosen == same and views.shape == clean_views.shape

@@ -467,14 +467,25 @@ class MimicryExperiment:
         return views, chosen
 
     def scraped(self, artist: str, image: torch.Tensor, k: int) -> torch.Tensor:
-        """Work ``k`` (uint8, cloaked or not) as the scraper keeps it: through the countermeasure."""
+        """Work ``k`` (uint8, cloaked or not) as the scraper keeps it: through the countermeasure.
+
+        Cached in ``scraped/`` under a digest of the image and the countermeasure: a purification such
+        as IMPRESS costs seconds per work, and every run and report of a condition asks for its views.
+        """
+        import hashlib
+
         from sfumato.countermeasures import apply
 
+        cm = self.config.countermeasure
+        digest = hashlib.sha256(cm.encode() + image.contiguous().numpy().tobytes()).hexdigest()[:16]
+        path = self.out / "scraped" / f"{artist}-{k}-{cm}-{digest}.pt"
+        if path.exists():
+            return torch.load(path, weights_only=True)
         seed = stable_seed(artist, "scrape", k)
-        out = apply(
-            self.config.countermeasure, image[None].float() / 255, seed=seed, weights_dir=self.weights_dir
-        )[0]
-        return (out.clamp(0, 1) * 255).round().to(torch.uint8)
+        out = apply(cm, image[None].float() / 255, seed=seed, weights_dir=self.weights_dir)[0]
+        result = (out.clamp(0, 1) * 255).round().to(torch.uint8)
+        atomic_torch_save(result, path)
+        return result
 
     def captions(self, artist: str, n: int) -> list[str]:
         """Training captions: the artist's name in a random template (depends on the artist only)."""

@@ -177,7 +177,7 @@ def _cmd_poison(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 def _cmd_robustness(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from sfumato.lab.base import BaseSpec
     from sfumato.lab.poisoning import PoisonConfig, load_settings
-    from sfumato.lab.robustness import RobustnessConfig, RobustnessExperiment
+    from sfumato.lab.robustness import NONE, RobustnessConfig, RobustnessExperiment
 
     _setup(args)
     try:
@@ -196,7 +196,7 @@ def _cmd_robustness(args: argparse.Namespace, parser: argparse.ArgumentParser) -
         )
         config.poison.seeds = args.seeds
         out = args.out or args.workdir / "robustness" / pair
-        mimicry = {"none": args.workdir / "mimicry" / "results.json"} | {
+        mimicry = {NONE: args.workdir / "mimicry" / "results.json"} | {
             cm: args.workdir / f"mimicry-{cm}" / "results.json" for cm in config.countermeasures
         }
         exp = RobustnessExperiment(

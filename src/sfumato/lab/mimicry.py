@@ -472,13 +472,11 @@ class MimicryExperiment:
         Cached in ``scraped/`` under a digest of the image and the countermeasure: a purification such
         as IMPRESS costs seconds per work, and every run and report of a condition asks for its views.
         """
-        import hashlib
-
         from sfumato.countermeasures import apply
+        from sfumato.lab.latents import images_checksum
 
         cm = self.config.countermeasure
-        digest = hashlib.sha256(cm.encode() + image.contiguous().numpy().tobytes()).hexdigest()[:16]
-        path = self.out / "scraped" / f"{artist}-{k}-{cm}-{digest}.pt"
+        path = self.out / "scraped" / f"{artist}-{k}-{cm}-{images_checksum(image)[:16]}.pt"
         if path.exists():
             return torch.load(path, weights_only=True)
         seed = stable_seed(artist, "scrape", k)

@@ -13,7 +13,7 @@ import pytest
 import torch
 from tests.conftest import SHARED, WEIGHTS
 
-from sfumato.lab.base import BaseSpec, base_quality, train_base
+from sfumato.lab.base import BaseSpec, base_quality, spec_for, train_base
 from sfumato.lab.craft import choose_anchors, make_poisons
 from sfumato.lab.data import load_cifar, prompt_for
 from sfumato.lab.generator import GeneratorConfig
@@ -268,3 +268,87 @@ def test_robustness_experiment(base: Path, workdir: Path, judges: list, text: Te
     report = (out / "report.md").read_text()
     assert "Latent shift kept" in report and "- `jpeg75`: JPEG" in report
     assert (out / "robustness.png").exists()
+
+
+def test_transfer_trains_a_private_generator_on_the_attackers_poisons(
+    base: Path, workdir: Path, judges: list, text: TextEncoder, tmp_path: Path, capsys
+) -> None:
+    from dataclasses import replace
+
+    from sfumato.cli import main
+    from sfumato.lab.private import PrivateConfig, train_private_autoencoder
+
+    # The attacker: poisons crafted against FLUX.2 toward anchors its own (tiny) generator drew.
+    attacker_config = PoisonConfig(
+        doses=(0, 2),
+        methods=("shade",),
+        seeds=(0,),
+        clean_per_class=2,
+        sampler_steps=2,
+        finetune_batch=4,
+        anchor_candidates=2,
+        poison_pool=2,
+        poison_steps=2,
+        base=tiny_spec(),
+    )
+    attacker = tmp_path / "attacker"
+    poisons = Experiment(attacker_config, attacker, base, CIFAR_ZIP, text=text, progress=None).poisons(
+        "shade", 2
+    )
+
+    # The victim: a generator in a private latent space the attacker never queried.
+    train = load_cifar(CIFAR_ZIP, "train", classes=["dog"], per_class=8, progress=False).images
+    images = torch.nn.functional.interpolate(train.float(), size=64).round().to(torch.uint8)
+    ae_config = PrivateConfig(latent_channels=4, widths=(8, 8, 8), steps=2, batch=4, checkpoint_every=2)
+    private = train_private_autoencoder(images, images[:2], tmp_path / "private", ae_config, progress=False)
+    assert spec_for("flux2") == BaseSpec()  # the default generator is shaped for FLUX.2 latents
+    victim_spec = replace(tiny_spec(), encoder=str(private))
+    victim_spec.generator.latent_channels = spec_for(str(private)).generator.latent_channels
+    assert victim_spec.generator.latent_channels == 4
+    victim = train_base(tmp_path / "victim", CIFAR_ZIP, victim_spec, text=text, progress=False)
+
+    out = tmp_path / "transfer"
+    args = ["lab", "poison", "--workdir", str(workdir), "--shared", str(SHARED), "--quiet"]
+    args += [
+        "--base",
+        str(victim),
+        "--encoder",
+        str(private),
+        "--poisons-from",
+        str(attacker),
+        "-o",
+        str(out),
+    ]
+    args += ["--doses", "0,2", "--methods", "shade", "--seeds", "0", "--samples", "2", "--guidance", "3"]
+    code = main([*args, "--finetune-steps", "1"])
+    assert code == 0, capsys.readouterr().err
+
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["poisons_from"] == str(attacker)
+    assert settings["base"]["encoder"] == str(private) and settings["clean_per_class"] == 2
+    assert not (out / "poisons").exists()  # the attacker's pool, as it is
+    run = json.loads((out / "runs" / "shade" / "N2" / "seed0" / "run.json").read_text())
+    assert run["train_images"] == 6 * 2 + 2
+    exp = Experiment(PoisonConfig.from_dict(settings), out, victim, CIFAR_ZIP, text=text, progress=None)
+    assert torch.equal(exp.poisons("shade", 2), poisons)
+    results = json.loads((out / "results.json").read_text())
+    assert results["transfer"] == {
+        "poisons_from": str(attacker),
+        "poison_encoders": ["flux2"],
+        "attacker_base_encoder": "flux2",
+        "victim_encoder": str(private),
+    }
+    assert "Transfer test" in (out / "report.md").read_text()
+
+    # A transfer experiment never draws anchors with the victim's generator, nor crafts without a pool.
+    bare = tmp_path / "bare-attacker"
+    Experiment(attacker_config, bare, base, CIFAR_ZIP, text=text, progress=None)
+    transfer = replace(PoisonConfig.from_dict(settings), poisons_from=str(bare))
+    with pytest.raises(ValueError, match="anchors the attacker's generator drew"):
+        Experiment(transfer, tmp_path / "t2", victim, CIFAR_ZIP, text=text, progress=None).poisons("shade", 1)
+    with pytest.raises(ValueError, match="no poison pool"):
+        Experiment(
+            replace(transfer, poisons_from=str(tmp_path)), tmp_path / "t3", victim, CIFAR_ZIP, text=text
+        )
+    with pytest.raises(ValueError, match="poison_steps"):
+        Experiment(replace(transfer, poison_steps=3), tmp_path / "t4", victim, CIFAR_ZIP, text=text)

@@ -66,6 +66,26 @@ class BaseSpec:
         return Path(workdir) / "base" / f"{name}-{self.key()}"
 
 
+def spec_for(encoder: str = "flux2") -> BaseSpec:
+    """The default spec in ``encoder``'s latent space: the generator takes that encoder's latent shape.
+
+    The default generator is shaped for FLUX.2's 32x8x8 latents; a private autoencoder (16 channels) or
+    another encoder needs its own, and the spec (so the folder name) must say so.
+    """
+    from sfumato.lab.autoencoder import load_lab_encoder
+
+    spec = BaseSpec(encoder=encoder)
+    enc = load_lab_encoder(encoder)
+    with torch.no_grad():
+        probe = getattr(enc, "encode", enc)(torch.zeros(1, 3, spec.size, spec.size))
+    channels, height, width = probe.shape[1:]
+    if height != width:
+        raise ValueError(f"encoder {encoder!r} gives non-square latents {tuple(probe.shape[1:])}")
+    spec.generator.latent_channels = int(channels)
+    spec.generator.latent_size = int(height)
+    return spec
+
+
 def cifar_zip(shared: str | Path | None = None) -> Path:
     """The CIFAR-10 zip: ``shared/data/cifar10.zip`` (default ``$SFUMATO_SHARED`` or ``../shared``)."""
     import os

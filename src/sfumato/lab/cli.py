@@ -93,10 +93,10 @@ def _cmd_judges(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 
 def _cmd_train_base(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from sfumato.lab.base import BaseSpec, base_quality, train_base
+    from sfumato.lab.base import base_quality, spec_for, train_base
 
     _setup(args)
-    spec = BaseSpec(encoder=args.encoder)
+    spec = spec_for(args.encoder)
     if args.steps:
         spec.training.steps = args.steps
     ckpt = train_base(args.workdir, _zip(args), spec, progress=not args.quiet)
@@ -114,11 +114,11 @@ def _cmd_train_base(args: argparse.Namespace, parser: argparse.ArgumentParser) -
 
 
 def _base_checkpoint(args: argparse.Namespace) -> Path:
-    from sfumato.lab.base import BaseSpec
+    from sfumato.lab.base import spec_for
 
     if args.base:
         return Path(args.base)
-    ckpt = BaseSpec(encoder=args.encoder).folder(args.workdir) / "checkpoint.pt"
+    ckpt = spec_for(args.encoder).folder(args.workdir) / "checkpoint.pt"
     if not ckpt.exists():
         raise FileNotFoundError(
             f"no base generator at {ckpt}; run 'sfumato lab train-base' first or pass --base"
@@ -140,7 +140,7 @@ def _run_and_report(exp: Any, args: argparse.Namespace) -> int:
 
 
 def _cmd_poison(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from sfumato.lab.base import BaseSpec
+    from sfumato.lab.base import spec_for
     from sfumato.lab.poisoning import Experiment, PoisonConfig, load_settings
 
     _setup(args)
@@ -150,6 +150,8 @@ def _cmd_poison(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             if args.out is None:
                 raise ValueError("--report-only needs the experiment folder (-o)")
             config = load_settings(args.out)
+        elif args.poisons_from:
+            config = _transfer_config(args)
         else:
             config = PoisonConfig(
                 source=args.source,
@@ -164,9 +166,10 @@ def _cmd_poison(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
                 intensity=args.intensity,
                 budget=args.budget,
                 poison_eps=args.eps,
-                base=BaseSpec(encoder=args.encoder),
+                base=spec_for(args.encoder),
             )
-        out = args.out or args.workdir / "poison" / config.pair
+        default = config.pair + ("-transfer" if config.poisons_from else "")
+        out = args.out or args.workdir / "poison" / default
         exp = Experiment(config, out, base, _zip(args), bars=not args.quiet)
         return _run_and_report(exp, args)
     except (FileNotFoundError, ValueError) as e:
@@ -174,8 +177,36 @@ def _cmd_poison(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         return EXIT_FAILED
 
 
+def _transfer_config(args: argparse.Namespace) -> Any:
+    """A transfer experiment: the attacker's poison settings, this run's generator and schedule."""
+    from dataclasses import replace
+
+    from sfumato.lab.base import spec_for, spec_from_dict
+    from sfumato.lab.poisoning import load_settings
+
+    attacker = load_settings(args.poisons_from)
+    # The victim's base is usually trained with its own settings: record the spec it was trained with.
+    spec_file = Path(args.base).parent / "spec.json" if args.base else None
+    if spec_file is not None and spec_file.exists():
+        base = spec_from_dict(json.loads(spec_file.read_text()))
+    else:
+        base = spec_for(args.encoder)
+    return replace(
+        attacker,
+        doses=args.doses,
+        methods=args.methods,
+        seeds=args.seeds,
+        samples=args.samples,
+        guidance=args.guidance,
+        finetune_steps=args.finetune_steps,
+        countermeasure="",
+        poisons_from=str(args.poisons_from),
+        base=base,
+    )
+
+
 def _cmd_robustness(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from sfumato.lab.base import BaseSpec
+    from sfumato.lab.base import spec_for
     from sfumato.lab.poisoning import PoisonConfig, load_settings
     from sfumato.lab.robustness import NONE, RobustnessConfig, RobustnessExperiment
 
@@ -187,7 +218,7 @@ def _cmd_robustness(args: argparse.Namespace, parser: argparse.ArgumentParser) -
         if (main_out / "settings.json").exists():
             poison = load_settings(main_out)
         else:
-            poison = PoisonConfig(source=args.source, target=args.target, base=BaseSpec(encoder=args.encoder))
+            poison = PoisonConfig(source=args.source, target=args.target, base=spec_for(args.encoder))
         config = RobustnessConfig(
             poison=poison,
             dose=args.dose,
@@ -289,7 +320,7 @@ def _cmd_style_judge(args: argparse.Namespace, parser: argparse.ArgumentParser) 
 
 
 def _cmd_mimicry(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from sfumato.lab.base import BaseSpec
+    from sfumato.lab.base import spec_for
     from sfumato.lab.mimicry import MimicryConfig, MimicryExperiment, load_settings
     from sfumato.lab.style_judge import load_style_judge, train_style_judge
 
@@ -311,7 +342,7 @@ def _cmd_mimicry(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
                 finetune_lr=args.finetune_lr,
                 guidance=args.guidance,
                 countermeasure=args.countermeasure,
-                base=BaseSpec(encoder=args.encoder),
+                base=spec_for(args.encoder),
             )
         out = args.out or args.workdir / (
             "mimicry" + (f"-{args.countermeasure}" if args.countermeasure else "")
@@ -399,6 +430,14 @@ def add_lab_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     )
     p.add_argument("--encoder", default="flux2", help="latent space of the base generator attacked")
     p.add_argument("--base", type=Path, default=None, help="base checkpoint (default: the workdir's)")
+    p.add_argument(
+        "--poisons-from",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="transfer test: train on the poisons of the attacker's experiment DIR (its pair and "
+        "poison settings) instead of crafting them against this --encoder",
+    )
     p.add_argument("-o", "--out", type=Path, default=None, help="experiment folder")
     p.add_argument("--report-only", action="store_true", help="score and report the finished runs only")
     p.set_defaults(func=_cmd_poison, subparser=p)

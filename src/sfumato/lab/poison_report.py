@@ -110,6 +110,19 @@ def sample_grid(exp: Any, setting: str, source_prompt: str) -> Image.Image | Non
     return canvas
 
 
+def _transfer_lines(transfer: dict[str, Any] | None) -> list[str]:
+    if not transfer:
+        return []
+    return [
+        "",
+        f"**Transfer test.** The poisons are the attacker's, taken as they are from "
+        f"`{transfer['poisons_from']}`: crafted against {' + '.join(transfer['poison_encoders'])} "
+        f"toward anchors drawn by the attacker's generator (latent space "
+        f"`{transfer['attacker_base_encoder']}`). The generator fine-tuned here works in the latent space "
+        f"`{transfer['victim_encoder']}`, which the attacker never queried.",
+    ]
+
+
 def write_poison_report(exp: Any, results: dict[str, Any]) -> None:
     c = results["settings"]
     source, target = c["source"], c["target"]
@@ -128,6 +141,7 @@ def write_poison_report(exp: Any, results: dict[str, Any]) -> None:
             f"{100 * float(results['judges'][j].get('test_accuracy', float('nan'))):.1f} %" for j in judges
         )
         + "). Settings: `settings.json`; every figure: `results.json`.",
+        *_transfer_lines(results.get("transfer")),
         "",
         "## Poisons",
         "",

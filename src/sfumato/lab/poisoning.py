@@ -78,6 +78,9 @@ class PoisonConfig:
     poison_steps: int = 48
     poison_eps: float | None = None  # override of the budget preset's L-inf bound (0..1 units)
     countermeasure: str = ""  # applied to every fine-tuning image ("": none)
+    # The attacker's experiment folder whose poison pool is used as is ("": craft against this base).
+    # Set for the transfer test: poisons made against public encoders, trained on by a private generator.
+    poisons_from: str = ""
     base: BaseSpec = field(default_factory=BaseSpec)
 
     def __post_init__(self) -> None:
@@ -127,6 +130,8 @@ class PoisonConfig:
             del d["countermeasure"]
         if d["poison_eps"] is None:
             del d["poison_eps"]
+        if not d["poisons_from"]:
+            del d["poisons_from"]
         return d
 
     @classmethod
@@ -179,7 +184,9 @@ class Experiment:
         self.out = Path(out)
         self.base_checkpoint = Path(base_checkpoint)
         self.zip_path = Path(zip_path)
-        self.pool = Path(pool) if pool is not None else self.out / "poisons"
+        if pool is None:
+            pool = Path(config.poisons_from) / "poisons" if config.poisons_from else self.out / "poisons"
+        self.pool = Path(pool)
         self.text = text or TextEncoder()
         self.progress = progress
         self.bars = bars
@@ -203,12 +210,26 @@ class Experiment:
         self._check_pool()
 
     def _check_pool(self) -> None:
-        """A pool shared between experiments must have been crafted with the same poison settings."""
+        """A pool shared between experiments must have been crafted with the same poison settings.
+
+        The attacker's pool of a transfer experiment was made with another base generator (its anchors
+        were drawn by the attacker's model), so there the base is the one setting allowed to differ.
+        """
         record = self.pool / "pool.json"
         mine = json.loads(json.dumps(self.config.poison_settings()))
+        transfer = bool(self.config.poisons_from)
+        if transfer and not record.exists():
+            raise ValueError(
+                f"no poison pool in {self.pool}: run the attacker's experiment "
+                f"(sfumato lab poison -o {self.config.poisons_from}) first"
+            )
         if record.exists():
             theirs = json.loads(record.read_text())
-            diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+            diff = sorted(
+                k
+                for k in set(mine) | set(theirs)
+                if mine.get(k) != theirs.get(k) and not (transfer and k == "base")
+            )
             if diff:
                 raise ValueError(f"the poison pool {self.pool} was crafted with other {', '.join(diff)}")
         else:
@@ -237,6 +258,11 @@ class Experiment:
         path = self.pool / f"anchors-{method}.pt"
         if path.exists():
             return torch.load(path, weights_only=True)
+        if method == "shade" and c.poisons_from:
+            raise ValueError(
+                f"{path} not found: a transfer experiment aims at the anchors the attacker's generator "
+                f"drew; run the attacker's experiment in {c.poisons_from} with this method first"
+            )
         if method == "shade":
             _log(self.progress, f"drawing {c.anchor_candidates} anchors for '{prompt_for(c.target)}'")
             model, _, _, _ = load_generator(self.base_checkpoint)
@@ -333,6 +359,18 @@ class Experiment:
                 "seconds_per_image": seconds / closed.numel(),
             }
         return out
+
+    def transfer(self) -> dict[str, Any] | None:
+        """Whose latent space the poisons were made in, and whose generator trained on them (or None)."""
+        if not self.config.poisons_from:
+            return None
+        attacker = json.loads((self.pool / "pool.json").read_text())
+        return {
+            "poisons_from": self.config.poisons_from,
+            "poison_encoders": attacker["poison_encoders"],
+            "attacker_base_encoder": attacker["base"]["encoder"],
+            "victim_encoder": self.config.base.encoder,
+        }
 
     def scraped(self, images: torch.Tensor, key: str) -> torch.Tensor:
         """``images`` (uint8) as the scraper trains on them: through the countermeasure, if any (cached).
@@ -505,6 +543,7 @@ class Experiment:
             "judges": {j.name: j.info for j in judges},
             "features": None if features is None else {features.name: features.info},
             "poisons": self.poison_stats(),
+            "transfer": self.transfer(),
             "prompts": {
                 p: {"role": r, "classes": self.classes_of_prompt()[p]}
                 for p, r in self.config.prompts().items()

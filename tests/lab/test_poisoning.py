@@ -19,7 +19,7 @@ from sfumato.lab.data import load_cifar, prompt_for
 from sfumato.lab.generator import GeneratorConfig
 from sfumato.lab.judges import judge_config, load_judge, train_judge
 from sfumato.lab.poisoning import Experiment, PoisonConfig
-from sfumato.lab.report import score_run
+from sfumato.lab.report import fmt, score_run
 from sfumato.lab.text import TextEncoder
 from sfumato.lab.train import TrainConfig
 
@@ -289,12 +289,16 @@ def test_transfer_trains_a_private_generator_on_the_attackers_poisons(
         anchor_candidates=2,
         poison_pool=2,
         poison_steps=2,
+        samples=2,
+        guidance=(3.0,),
+        finetune_steps=(1,),
         base=tiny_spec(),
     )
     attacker = tmp_path / "attacker"
-    poisons = Experiment(attacker_config, attacker, base, CIFAR_ZIP, text=text, progress=None).poisons(
-        "shade", 2
-    )
+    attack = Experiment(attacker_config, attacker, base, CIFAR_ZIP, text=text, progress=None)
+    attack.run_all()
+    attack.finish(judges[:2], None)
+    poisons = attack.poisons("shade", 2)
 
     # The victim: a generator in a private latent space the attacker never queried.
     train = load_cifar(CIFAR_ZIP, "train", classes=["dog"], per_class=8, progress=False).images
@@ -306,6 +310,7 @@ def test_transfer_trains_a_private_generator_on_the_attackers_poisons(
     victim_spec.generator.latent_channels = spec_for(str(private)).generator.latent_channels
     assert victim_spec.generator.latent_channels == 4
     victim = train_base(tmp_path / "victim", CIFAR_ZIP, victim_spec, text=text, progress=False)
+    assert victim.parent.name.startswith("private-")  # named by the autoencoder's folder
 
     out = tmp_path / "transfer"
     args = ["lab", "poison", "--workdir", str(workdir), "--shared", str(SHARED), "--quiet"]
@@ -338,7 +343,15 @@ def test_transfer_trains_a_private_generator_on_the_attackers_poisons(
         "attacker_base_encoder": "flux2",
         "victim_encoder": str(private),
     }
-    assert "Transfer test" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "Transfer test" in report
+    # The transfer table sets the attacker's own figure beside this generator's, from both results.
+    theirs = json.loads((attacker / "results.json").read_text())["summary"]["shade"]["L1-w3"]["2"]
+    ours = results["summary"]["shade"]["L1-w3"]["2"]
+    cells = [
+        fmt(r["judges"][j][prompt_for("dog")]["cat"]) for r in (theirs, ours) for j in ("pixel", "grey64")
+    ]
+    assert f"| shade | 2 | {cells[0]} / {cells[1]} | {cells[2]} / {cells[3]} |" in report
 
     # A transfer experiment never draws anchors with the victim's generator, nor crafts without a pool.
     bare = tmp_path / "bare-attacker"

@@ -62,8 +62,10 @@ class BaseSpec:
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
     def folder(self, workdir: str | Path) -> Path:
-        name = Path(str(self.encoder)).name.replace(".", "_")
-        return Path(workdir) / "base" / f"{name}-{self.key()}"
+        encoder = Path(str(self.encoder))
+        # A checkpoint file is named by its folder: private-autoencoder/checkpoint.pt -> private-autoencoder.
+        name = encoder.parent.name if encoder.suffix and encoder.parent.name else encoder.name
+        return Path(workdir) / "base" / f"{name.replace('.', '_')}-{self.key()}"
 
 
 def spec_for(encoder: str = "flux2") -> BaseSpec:

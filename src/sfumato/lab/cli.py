@@ -96,7 +96,11 @@ def _cmd_train_base(args: argparse.Namespace, parser: argparse.ArgumentParser) -
     from sfumato.lab.base import base_quality, spec_for, train_base
 
     _setup(args)
-    spec = spec_for(args.encoder)
+    try:
+        spec = spec_for(args.encoder)
+    except (FileNotFoundError, ValueError) as e:
+        _err(f"--encoder {args.encoder}: {e}")
+        return EXIT_FAILED
     if args.steps:
         spec.training.steps = args.steps
     ckpt = train_base(args.workdir, _zip(args), spec, progress=not args.quiet)
@@ -151,7 +155,7 @@ def _cmd_poison(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
                 raise ValueError("--report-only needs the experiment folder (-o)")
             config = load_settings(args.out)
         elif args.poisons_from:
-            config = _transfer_config(args)
+            config = _transfer_config(args, base)
         else:
             config = PoisonConfig(
                 source=args.source,
@@ -177,7 +181,7 @@ def _cmd_poison(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         return EXIT_FAILED
 
 
-def _transfer_config(args: argparse.Namespace) -> Any:
+def _transfer_config(args: argparse.Namespace, checkpoint: Path) -> Any:
     """A transfer experiment: the attacker's poison settings, this run's generator and schedule."""
     from dataclasses import replace
 
@@ -185,9 +189,9 @@ def _transfer_config(args: argparse.Namespace) -> Any:
     from sfumato.lab.poisoning import load_settings
 
     attacker = load_settings(args.poisons_from)
-    # The victim's base is usually trained with its own settings: record the spec it was trained with.
-    spec_file = Path(args.base).parent / "spec.json" if args.base else None
-    if spec_file is not None and spec_file.exists():
+    # The victim's base may be trained with its own settings (steps): record the spec it was trained with.
+    spec_file = checkpoint.parent / "spec.json"
+    if spec_file.exists():
         base = spec_from_dict(json.loads(spec_file.read_text()))
     else:
         base = spec_for(args.encoder)
@@ -200,7 +204,7 @@ def _transfer_config(args: argparse.Namespace) -> Any:
         guidance=args.guidance,
         finetune_steps=args.finetune_steps,
         countermeasure="",
-        poisons_from=str(args.poisons_from),
+        poisons_from=str(Path(args.poisons_from).resolve()),
         base=base,
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -123,6 +125,26 @@ def _transfer_lines(transfer: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _transfer_table(results: dict[str, Any], setting: str, prompt: str, target: str) -> list[str]:
+    """Attack success on the attacker's own generator beside this (private) one, where both were run."""
+    path = Path(results["transfer"]["poisons_from"]) / "results.json"
+    if not path.exists():
+        return ["(the attacker's experiment has no results.json: no runs of its own to compare with)"]
+    theirs_summary = json.loads(path.read_text())["summary"]
+    judges = list(results["judges"])
+    summary = results["summary"]
+    lines = [
+        f"| method | N | attacker's generator ({'/'.join(judges)}) | this generator ({'/'.join(judges)}) |",
+        "|---|---:|---:|---:|",
+    ]
+    for m in summary:
+        for dose in _doses({m: summary[m]}, setting):
+            theirs = " / ".join(_cell(theirs_summary, m, setting, dose, j, prompt, target) for j in judges)
+            ours = " / ".join(_cell(summary, m, setting, dose, j, prompt, target) for j in judges)
+            lines.append(f"| {m} | {dose} | {theirs} | {ours} |")
+    return lines
+
+
 def write_poison_report(exp: Any, results: dict[str, Any]) -> None:
     c = results["settings"]
     source, target = c["source"], c["target"]
@@ -166,6 +188,14 @@ def write_poison_report(exp: Any, results: dict[str, Any]) -> None:
             f"Still drawn as {source}:",
             "",
             *_share_table(results, s, source_prompt, source),
+        ]
+    if results.get("transfer"):
+        lines += [
+            "",
+            f"## Transfer: '{source_prompt}' drawn as {target}, attacker's generator vs this one "
+            f"(guidance {c['guidance'][0]:g}, {final} fine-tuning steps)",
+            "",
+            *_transfer_table(results, main, source_prompt, target),
         ]
     lines += [
         "",

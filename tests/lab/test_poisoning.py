@@ -337,12 +337,16 @@ def test_transfer_trains_a_private_generator_on_the_attackers_poisons(
     exp = Experiment(PoisonConfig.from_dict(settings), out, victim, CIFAR_ZIP, text=text, progress=None)
     assert torch.equal(exp.poisons("shade", 2), poisons)
     results = json.loads((out / "results.json").read_text())
+    closed = results["transfer"].pop("closed_in_victim_space")
     assert results["transfer"] == {
         "poisons_from": str(attacker),
         "poison_encoders": ["flux2"],
         "attacker_base_encoder": "flux2",
         "victim_encoder": str(private),
     }
+    # How far the poisons move this generator's latents toward their anchors, measured with its encoder.
+    assert closed["shade"]["n"] == 2 and -1.0 < closed["shade"]["closed_mean"] < 1.0
+    assert closed["shade"]["closed_mean"] != pytest.approx(results["poisons"]["shade"]["closed_mean"])
     report = (out / "report.md").read_text()
     assert "Transfer test" in report
     # The transfer table sets the attacker's own figure beside this generator's, from both results.

@@ -370,7 +370,31 @@ class Experiment:
             "poison_encoders": attacker["poison_encoders"],
             "attacker_base_encoder": attacker["base"]["encoder"],
             "victim_encoder": self.config.base.encoder,
+            "closed_in_victim_space": self.closed_in_victim_space(),
         }
+
+    def closed_in_victim_space(self) -> dict[str, dict[str, float]]:
+        """Per crafted method, the share of the latent distance to the anchors the poisons close in
+        *this* generator's latent space (the attacker measured it in the encoders it attacked)."""
+        from sfumato.lab.autoencoder import load_lab_encoder
+        from sfumato.lab.craft import _dist, _unit, encode_with
+
+        c = self.config
+        encoder = load_lab_encoder(c.base.encoder)
+        out = {}
+        for m in c.methods:
+            chunks = sorted((self.pool / m).glob("chunk-*.pt"))
+            if m == "dirty" or not chunks:
+                continue
+            poisons = _unit(torch.cat([torch.load(p, weights_only=True)["images"] for p in chunks]))
+            n = poisons.shape[0]
+            sources = self._cifar(c.source, POISON_OFFSET, n)
+            anchors = torch.load(self.pool / m / "anchors.pt", weights_only=True)[:n]
+            targets = _unit(self.anchors(m)[anchors])
+            z_src, z_poison, z_target = (encode_with([encoder], x)[0] for x in (sources, poisons, targets))
+            closed = 1 - _dist(z_poison, z_target) / _dist(z_src, z_target).clamp_min(1e-12)
+            out[m] = {"n": n, "closed_mean": float(closed.mean()), "closed_std": float(closed.std())}
+        return out
 
     def scraped(self, images: torch.Tensor, key: str) -> torch.Tensor:
         """``images`` (uint8) as the scraper trains on them: through the countermeasure, if any (cached).

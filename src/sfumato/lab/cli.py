@@ -160,12 +160,7 @@ def _cmd_poison(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             config = PoisonConfig(
                 source=args.source,
                 target=args.target,
-                doses=args.doses,
-                methods=args.methods,
-                seeds=args.seeds,
-                samples=args.samples,
-                guidance=args.guidance,
-                finetune_steps=args.finetune_steps,
+                **_schedule(args),
                 poison_encoders=args.poison_encoders,
                 intensity=args.intensity,
                 budget=args.budget,
@@ -179,6 +174,12 @@ def _cmd_poison(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     except (FileNotFoundError, ValueError) as e:
         _err(str(e))
         return EXIT_FAILED
+
+
+def _schedule(args: argparse.Namespace) -> dict[str, Any]:
+    """The poisoning options that say which runs to make and how to evaluate them."""
+    keys = ("doses", "methods", "seeds", "samples", "guidance", "finetune_steps")
+    return {k: getattr(args, k) for k in keys}
 
 
 def _transfer_config(args: argparse.Namespace, checkpoint: Path) -> Any:
@@ -197,12 +198,7 @@ def _transfer_config(args: argparse.Namespace, checkpoint: Path) -> Any:
         base = spec_for(args.encoder)
     return replace(
         attacker,
-        doses=args.doses,
-        methods=args.methods,
-        seeds=args.seeds,
-        samples=args.samples,
-        guidance=args.guidance,
-        finetune_steps=args.finetune_steps,
+        **_schedule(args),
         countermeasure="",
         poisons_from=str(Path(args.poisons_from).resolve()),
         base=base,

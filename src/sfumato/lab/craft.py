@@ -41,6 +41,11 @@ def _dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - b).flatten(1).square().mean(1).sqrt()
 
 
+def closed_fraction(after: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per image, the share of the latent distance from ``source`` to ``target`` that ``after`` closed."""
+    return 1 - _dist(after, target) / _dist(source, target).clamp_min(1e-12)
+
+
 def choose_anchors(source_latents: torch.Tensor, candidate_latents: torch.Tensor) -> torch.Tensor:
     """For each source, the nearest candidate (latent L2), each candidate used at most ceil(N/K) times."""
     n, k = source_latents.shape[0], candidate_latents.shape[0]
@@ -139,10 +144,7 @@ def make_poisons(
             progress(min(start + batch, src.shape[0]), src.shape[0])
     after = encode_with(encs, out)
     closed = torch.stack(
-        [
-            1 - _dist(a, t) / _dist(s, t).clamp_min(1e-12)
-            for a, s, t in zip(after, src_lat, targets_all, strict=True)
-        ]
+        [closed_fraction(a, s, t) for a, s, t in zip(after, src_lat, targets_all, strict=True)]
     ).mean(0)
     mse = (out - src).flatten(1).square().mean(1).clamp_min(1e-12)
     quality = 10 * torch.log10(1 / mse)

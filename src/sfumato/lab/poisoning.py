@@ -377,7 +377,7 @@ class Experiment:
         """Per crafted method, the share of the latent distance to the anchors the poisons close in
         *this* generator's latent space (the attacker measured it in the encoders it attacked)."""
         from sfumato.lab.autoencoder import load_lab_encoder
-        from sfumato.lab.craft import _dist, _unit, encode_with
+        from sfumato.lab.craft import _unit, closed_fraction, encode_with
 
         c = self.config
         encoder = load_lab_encoder(c.base.encoder)
@@ -392,7 +392,7 @@ class Experiment:
             anchors = torch.load(self.pool / m / "anchors.pt", weights_only=True)[:n]
             targets = _unit(self.anchors(m)[anchors])
             z_src, z_poison, z_target = (encode_with([encoder], x)[0] for x in (sources, poisons, targets))
-            closed = 1 - _dist(z_poison, z_target) / _dist(z_src, z_target).clamp_min(1e-12)
+            closed = closed_fraction(z_poison, z_src, z_target)
             out[m] = {"n": n, "closed_mean": float(closed.mean()), "closed_std": float(closed.std())}
         return out
 

@@ -100,6 +100,7 @@ def attack(
     transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     mom: float = 0.5,
     on_step: Callable[[int, torch.Tensor], None] | None = None,
+    objective: Callable[[list[torch.Tensor], torch.Generator], torch.Tensor] | None = None,
 ) -> AttackResult:
     """Minimise the ensemble's normalised latent distance to ``target_latents`` within ``allowance``.
 
@@ -114,11 +115,17 @@ def attack(
     A *paired* transform (``transform.paired``, e.g. :class:`sfumato.countermeasures.views.BoundViews`)
     returns the transformed images together with their own target latents, and carries the
     normalisation ``base``; ``target_latents`` is then unused.
+    ``objective(latents, generator)``, when given, replaces the latent distance as the loss to minimise
+    (``target_latents`` unused): the lab's generator-aware poisons minimise a loss on the latents.
     """
     gen = torch.Generator().manual_seed(seed)
     channels = 1 if shared_channels else x.shape[1]
     paired = bool(getattr(transform, "paired", False))
-    if paired:
+    if objective is not None and transform is not None:
+        raise ValueError("a custom objective cannot be combined with a transform")
+    if objective is not None:
+        base = []
+    elif paired:
         base = list(transform.base)  # type: ignore[union-attr]
     else:
         with torch.no_grad():
@@ -143,10 +150,13 @@ def attack(
         lats = ensemble.encode(xa, grad=True)
         # A transform may return several draws of the batch, stacked: draw k of image i at k * B + i.
         draws = xa.shape[0] // x.shape[0]
-        loss = sum(
-            w * (z - (t if paired else _tile_batch(t, draws))).square().mean() / b
-            for w, z, t, b in zip(ensemble.weights, lats, targets, base, strict=True)
-        )
+        if objective is not None:
+            loss = objective(lats, gen)
+        else:
+            loss = sum(
+                w * (z - (t if paired else _tile_batch(t, draws))).square().mean() / b
+                for w, z, t, b in zip(ensemble.weights, lats, targets, base, strict=True)
+            )
         u.grad = None
         loss.backward()
         losses.append(float(loss.detach()))

@@ -220,6 +220,63 @@ def test_cli_reports_a_finished_experiment(base: Path, workdir: Path, judges: li
     assert "other settings" in capsys.readouterr().err
 
 
+def test_gradient_poisons_steer_the_training_gradient(base: Path, workdir: Path, text: TextEncoder) -> None:
+    from sfumato.lab.autoencoder import load_lab_encoder
+    from sfumato.lab.data import captions_for
+    from sfumato.lab.gradient_match import (
+        GradientMatch,
+        make_gradient_poisons,
+        target_gradient,
+        trained_parameters,
+    )
+    from sfumato.lab.train import load_generator
+
+    dogs = load_cifar(CIFAR_ZIP, "train", classes=["dog"], per_class=3, progress=False).images
+    cats = load_cifar(CIFAR_ZIP, "train", classes=["cat"], per_class=4, progress=False).images
+    up = torch.nn.functional.interpolate(dogs.float(), size=64, mode="bicubic").clamp(0, 255).round()
+    cats64 = torch.nn.functional.interpolate(cats.float(), size=64, mode="bicubic").clamp(0, 255).round()
+    model, _, _, _ = load_generator(base)
+    encoder = load_lab_encoder("flux2")
+    captions = captions_for([0] * 3, ["dog"], seed=100)
+    batch = make_gradient_poisons(
+        up.to(torch.uint8), cats64.to(torch.uint8), model, encoder, captions, text.encode_tokens, steps=8
+    )
+    assert batch.images.dtype == torch.uint8 and batch.images.shape == (3, 3, 64, 64)
+    assert int((batch.images.int() - up.int()).abs().max()) <= 11  # the same budget as shade's
+    assert (batch.psnr > 28).all()
+    # Measured afresh (other noise draws): the poisons' gradient points more toward the cats' than the
+    # clean dogs' does.
+    emb, mask = text.encode_tokens(captions)
+    model.requires_grad_(True)
+    params = trained_parameters(model, emb, mask)
+    with torch.no_grad():
+        clean_lat, poison_lat = encoder(up / 255), encoder(batch.images.float() / 255)
+        cat_lat = encoder(cats64 / 255)
+    target = target_gradient(
+        model, params, cat_lat, *text.encode_tokens(captions_for([0] * 4, ["dog"], seed=7))
+    )
+    match = GradientMatch(model, params, target, emb, mask)
+    clean = float(match.alignment(clean_lat, torch.Generator().manual_seed(99)))
+    poisoned = float(match.alignment(poison_lat, torch.Generator().manual_seed(99)))
+    assert poisoned > clean + 0.05, (clean, poisoned)
+
+    # In the experiment: a pool method like the others, aimed at the anchors the base generator drew.
+    config = PoisonConfig(
+        doses=(3,),
+        methods=("shade-gm",),
+        seeds=(0,),
+        anchor_candidates=3,
+        poison_pool=3,
+        poison_steps=2,
+        sampler_steps=2,
+        base=tiny_spec(),
+    )
+    exp = Experiment(config, workdir / "poison-gm", base, CIFAR_ZIP, text=text, progress=None)
+    assert exp.poisons("shade-gm", 3).shape == (3, 3, 64, 64)
+    assert (workdir / "poison-gm" / "poisons" / "anchors-shade.pt").exists()
+    assert "shade-gm" in exp.poison_stats()
+
+
 def test_auc() -> None:
     from sfumato.lab.robustness import auc
 

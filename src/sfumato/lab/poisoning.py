@@ -8,6 +8,9 @@ prompts and unrelated prompts and judge them. Poisoning methods:
 - ``shade``: source images shaded by the engine toward anchors that the base generator itself draws for
   the target prompt (the Nightshade recipe);
 - ``shade-real``: the same, toward real target-class training images (never used for evaluation);
+- ``shade-gm``: source images shaded so that the base generator's training gradient on them, captioned
+  as the source, matches its gradient on those anchors (gradient matching, :mod:`sfumato.lab.gradient_match`):
+  an attacker holding the base generator's weights, aiming at the fine-tuning rather than the latents;
 - ``shade-robust``: ``shade`` crafted in the engine's robust mode (``--robust``: optimised through random
   JPEG, resizing, blur and noise), for training sets that a scraper has compressed or purified;
 - ``dirty``: the baseline, real target-class images captioned as the source (plain mislabelling).
@@ -45,8 +48,9 @@ from sfumato.lab.storage import atomic_torch_save
 from sfumato.lab.text import TextEncoder
 from sfumato.lab.train import load_generator
 
-METHODS = ("shade", "shade-robust", "shade-real", "dirty")
-ANCHOR_SET = {"shade": "shade", "shade-robust": "shade", "shade-real": "shade-real"}  # method -> anchors
+METHODS = ("shade", "shade-gm", "shade-robust", "shade-real", "dirty")
+# method -> the anchor set it aims at
+ANCHOR_SET = {"shade": "shade", "shade-gm": "shade", "shade-robust": "shade", "shade-real": "shade-real"}
 POISON_OFFSET = 1000  # CIFAR-10 train index where the poison sources (and dirty-label images) start
 ANCHOR_OFFSET = 2000  # where the real anchors for shade-real start
 POISON_CHUNK = 50  # poisons crafted (and saved) per chunk
@@ -298,7 +302,7 @@ class Experiment:
                 images = (self._cifar(c.target, POISON_OFFSET, c.poison_pool) * 255).round().to(torch.uint8)
                 atomic_torch_save(images, path)
             return torch.load(path, weights_only=True)[:n]
-        from sfumato.lab.craft import assign_anchors, make_poisons
+        from sfumato.lab.craft import assign_anchors
 
         sources = self._cifar(c.source, POISON_OFFSET, c.poison_pool)
         candidates = self.anchors(method)
@@ -316,18 +320,7 @@ class Experiment:
                     f"crafting {method} poisons {lo}-{hi} ({c.intensity} {c.budget}, {c.poison_steps} steps)",
                 )
                 started = time.perf_counter()
-                batch = make_poisons(
-                    sources[lo:hi],
-                    candidates,
-                    anchors=anchors[lo:hi],
-                    encoders=c.poison_encoders,
-                    intensity=c.intensity,
-                    budget=c.budget,
-                    eps=c.poison_eps,
-                    steps=c.poison_steps,
-                    robust=method == "shade-robust",
-                    seed=lo,
-                )
+                batch = self._craft(method, sources[lo:hi], candidates, anchors[lo:hi], lo)
                 atomic_torch_save(
                     {
                         "images": batch.images,
@@ -339,6 +332,44 @@ class Experiment:
                 )
             chunks.append(torch.load(path, weights_only=True))
         return torch.cat([ch["images"] for ch in chunks])[:n]
+
+    def _craft(
+        self, method: str, sources: torch.Tensor, candidates: torch.Tensor, anchors: torch.Tensor, first: int
+    ) -> Any:
+        """One chunk of ``method``'s poisons (sources ``first``.. of the pool), as a ``PoisonBatch``."""
+        c = self.config
+        budget = {"intensity": c.intensity, "budget": c.budget, "eps": c.poison_eps, "steps": c.poison_steps}
+        if method == "shade-gm":
+            from sfumato.lab.autoencoder import load_lab_encoder
+            from sfumato.lab.gradient_match import make_gradient_poisons
+
+            model, _, _, _ = load_generator(self.base_checkpoint)
+            # The victim's captions are drawn per run; the poisons are crafted for seed 0's, and the
+            # target gradient for the source's captions on every anchor candidate.
+            captions = captions_for([0] * c.poison_pool, [c.source], seed=100)
+            return make_gradient_poisons(
+                sources,
+                candidates,
+                model,
+                load_lab_encoder(c.base.encoder),
+                captions[first : first + sources.shape[0]],
+                self.text.encode_tokens,
+                anchors=anchors,
+                target_captions=captions_for([0] * candidates.shape[0], [c.source], seed=7),
+                seed=first,
+                **budget,
+            )
+        from sfumato.lab.craft import make_poisons
+
+        return make_poisons(
+            sources,
+            candidates,
+            anchors=anchors,
+            encoders=c.poison_encoders,
+            robust=method == "shade-robust",
+            seed=first,
+            **budget,
+        )
 
     def poison_stats(self) -> dict[str, Any]:
         """Strength and cost of the crafted poisons, per method (over every chunk crafted so far)."""

@@ -1,0 +1,174 @@
+"""Generator-aware poisons: shaded images whose *training gradient* is that of the target concept.
+
+``shade`` moves a poison's latents toward a cat's; a fine-tuned generator then learns those latents, and
+at the 36 % of the distance an invisible budget allows they still decode as dogs ("broken dogs", see
+README). An attacker who holds the base generator's weights can aim at what fine-tuning actually does
+instead: the poisons are optimised so that the gradient of the generator's own flow-matching loss on
+them, captioned as the source, points where the gradient on the anchors (cats captioned "dog") points.
+This is gradient matching (Geiping et al. 2021, "Witches' Brew", there for classifiers), adapted here to
+the lab's text-to-image loss: the poisons' summed parameter gradient is matched in cosine to the anchors'
+mean gradient, each step with fresh noise and times so the match holds for any draw.
+
+The images stay inside the engine's visibility budget and are optimised by the engine's optimiser
+(:func:`sfumato.optimise.attack` with a custom objective); only the loss differs from ``shade``. It is a
+white-box upper bound: the victim fine-tunes the very generator the poisons were crafted against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from sfumato.budget import make_budget
+from sfumato.lab.craft import PoisonBatch, closed_fraction, encode_with
+from sfumato.lab.generator import LatentUNet, flow_matching_loss
+from sfumato.optimise import SPEED, Ensemble, attack
+
+DRAWS = 2  # noise/time draws per poison per step
+TARGET_DRAWS = 4  # draws per anchor for the target gradient
+TARGET_BATCH = 64
+
+TextFn = Callable[[list[str]], tuple[torch.Tensor, torch.Tensor]]
+
+
+def trained_parameters(model: LatentUNet, emb: torch.Tensor, mask: torch.Tensor) -> list[torch.Parameter]:
+    """The parameters a captioned training step reaches (the learned null caption is not one of them)."""
+    everything = list(model.parameters())
+    cfg = model.config
+    probe = torch.zeros((1, cfg.latent_channels, cfg.latent_size, cfg.latent_size))
+    gen = torch.Generator().manual_seed(0)
+    loss = flow_matching_loss(model, probe, emb[:1], mask[:1], gen, cond_drop=0.0)
+    grads = torch.autograd.grad(loss, everything, allow_unused=True)
+    return [p for p, g in zip(everything, grads, strict=True) if g is not None]
+
+
+def _flat(grads: Sequence[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([g.flatten() for g in grads])
+
+
+def _loss(
+    model: LatentUNet,
+    latents: torch.Tensor,
+    emb: torch.Tensor,
+    mask: torch.Tensor,
+    gen: torch.Generator,
+    draws: int,
+) -> torch.Tensor:
+    z = model.normalize(latents)
+    return sum(flow_matching_loss(model, z, emb, mask, gen, cond_drop=0.0) for _ in range(draws)) / draws
+
+
+def target_gradient(
+    model: LatentUNet,
+    params: Sequence[torch.Parameter],
+    anchor_latents: torch.Tensor,
+    emb: torch.Tensor,
+    mask: torch.Tensor,
+    seed: int = 0,
+) -> torch.Tensor:
+    """The mean flattened parameter gradient of the loss on the anchors under the source's captions."""
+    gen = torch.Generator().manual_seed(seed)
+    total = torch.zeros(sum(p.numel() for p in params))
+    n = anchor_latents.shape[0]
+    for s in range(0, n, TARGET_BATCH):
+        sl = slice(s, min(s + TARGET_BATCH, n))
+        loss = _loss(model, anchor_latents[sl], emb[sl], mask[sl], gen, TARGET_DRAWS)
+        total += _flat(torch.autograd.grad(loss, params)) * (sl.stop - sl.start) / n
+    return total
+
+
+class GradientMatch:
+    """The attack objective: 1 - cosine(poisons' parameter gradient, target gradient)."""
+
+    def __init__(
+        self,
+        model: LatentUNet,
+        params: Sequence[torch.Parameter],
+        target: torch.Tensor,
+        emb: torch.Tensor,
+        mask: torch.Tensor,
+    ) -> None:
+        self.model, self.params, self.target, self.emb, self.mask = model, list(params), target, emb, mask
+
+    def alignment(self, latents: torch.Tensor, gen: torch.Generator, graph: bool = False) -> torch.Tensor:
+        """Cosine between the gradient of the loss on ``latents`` (captioned as ``emb``) and the target."""
+        loss = _loss(self.model, latents, self.emb, self.mask, gen, DRAWS)
+        grad = _flat(torch.autograd.grad(loss, self.params, create_graph=graph))
+        return torch.nn.functional.cosine_similarity(grad, self.target, 0)
+
+    def __call__(self, latents: list[torch.Tensor], gen: torch.Generator) -> torch.Tensor:
+        return 1 - self.alignment(latents[0], gen, graph=True)
+
+
+def make_gradient_poisons(
+    sources: torch.Tensor,
+    candidates: torch.Tensor,
+    model: LatentUNet,
+    encoder: torch.nn.Module,
+    captions: Sequence[str],
+    text: TextFn,
+    *,
+    anchors: torch.Tensor | None = None,
+    target_captions: Sequence[str] | None = None,
+    target_seed: int = 0,
+    intensity: str = "high",
+    budget: str = "jnd",
+    eps: float | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+    batch: int = 50,
+    progress: Callable[[int, int], None] | None = None,
+) -> PoisonBatch:
+    """Poison ``sources`` (N, 3, S, S; uint8 or [0, 1]) for a generator fine-tuned with ``captions``.
+
+    ``candidates`` (K, 3, S, S) are the target-concept images (all of them) whose mean gradient under
+    ``target_captions`` (default: ``captions`` cycled; drawn with ``target_seed``, so every chunk of a
+    pool aims at the same target) the poisons imitate; ``encoder`` is the generator's latent encoder.
+    The figures returned match :func:`sfumato.lab.craft.make_poisons`: latent distance closed toward each
+    poison's anchor (``anchors``, (N,) indices into ``candidates``; default ``i % K``) and PSNR. These
+    poisons are not aimed at their anchors' latents, so they close little of that distance.
+    """
+    unit = sources.float() / 255 if sources.dtype == torch.uint8 else sources.float()
+    anchor_px = candidates.float() / 255 if candidates.dtype == torch.uint8 else candidates.float()
+    if len(captions) != unit.shape[0]:
+        raise ValueError(f"{unit.shape[0]} sources but {len(captions)} captions")
+    model.eval()
+    model.requires_grad_(True)
+    encoder.requires_grad_(False)
+    rule = make_budget(intensity, budget, eps=eps)
+    n_steps = steps or int(SPEED["thorough"]["steps"])
+    emb, mask = text(list(captions))
+    t_caps = list(target_captions or [])
+    t_emb, t_mask = text(t_caps or [captions[i % len(captions)] for i in range(len(anchor_px))])
+    out = torch.empty_like(unit)
+    # The double backward this needs has no fused-attention kernel on the CPU.
+    with sdpa_kernel(SDPBackend.MATH):
+        params = trained_parameters(model, emb, mask)
+        anchor_lat = encode_with([encoder], anchor_px)[0]
+        target = target_gradient(model, params, anchor_lat, t_emb, t_mask, seed=target_seed)
+        ensemble = Ensemble([encoder])
+        for start in range(0, unit.shape[0], batch):
+            sl = slice(start, min(start + batch, unit.shape[0]))
+            x = unit[sl]
+            objective = GradientMatch(model, params, target, emb[sl], mask[sl])
+            result = attack(
+                x,
+                [],
+                ensemble,
+                rule.allowance(x),
+                steps=n_steps,
+                lr=SPEED["thorough"]["lr"],
+                seed=seed + start,
+                objective=objective,
+            )
+            out[sl] = ((x + result.delta) * 255).round().clamp(0, 255) / 255
+            if progress is not None:
+                progress(sl.stop, unit.shape[0])
+    model.requires_grad_(False)
+    pair = anchors if anchors is not None else torch.arange(unit.shape[0]) % anchor_lat.shape[0]
+    src_lat, after = encode_with([encoder], unit)[0], encode_with([encoder], out)[0]
+    closed = closed_fraction(after, src_lat, anchor_lat[pair])
+    mse = (out - unit).flatten(1).square().mean(1).clamp_min(1e-12)
+    return PoisonBatch((out * 255).round().to(torch.uint8), pair, closed, 10 * torch.log10(1 / mse))

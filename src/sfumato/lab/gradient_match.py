@@ -92,11 +92,14 @@ class GradientMatch:
     ) -> None:
         self.model, self.params, self.target, self.emb, self.mask = model, list(params), target, emb, mask
 
-    def alignment(self, latents: torch.Tensor, gen: torch.Generator, graph: bool = False) -> torch.Tensor:
-        """Cosine between the gradient of the loss on ``latents`` (captioned as ``emb``) and the target."""
+    def gradient(self, latents: torch.Tensor, gen: torch.Generator, graph: bool = False) -> torch.Tensor:
+        """The flattened parameter gradient of the mean loss on ``latents`` captioned as ``emb``."""
         loss = _loss(self.model, latents, self.emb, self.mask, gen, DRAWS)
-        grad = _flat(torch.autograd.grad(loss, self.params, create_graph=graph))
-        return torch.nn.functional.cosine_similarity(grad, self.target, 0)
+        return _flat(torch.autograd.grad(loss, self.params, create_graph=graph))
+
+    def alignment(self, latents: torch.Tensor, gen: torch.Generator, graph: bool = False) -> torch.Tensor:
+        """Cosine between that gradient and the target."""
+        return torch.nn.functional.cosine_similarity(self.gradient(latents, gen, graph), self.target, 0)
 
     def __call__(self, latents: list[torch.Tensor], gen: torch.Generator) -> torch.Tensor:
         return 1 - self.alignment(latents[0], gen, graph=True)

@@ -6,6 +6,7 @@ and writes its files) and that the figures are computed from the images actually
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -155,6 +156,11 @@ def test_experiment_end_to_end(base: Path, workdir: Path, judges: list, text: Te
     before = (run / "run.json").stat().st_mtime_ns
     exp.run_all()  # resumes: nothing redone
     assert (run / "run.json").stat().st_mtime_ns == before
+    # A later call asking for fewer runs makes only those, and reports on every run in the folder.
+    fewer = dataclasses.replace(config, methods=("shade",), doses=(3,))
+    again = Experiment(fewer, out, base, CIFAR_ZIP, text=text, progress=None)
+    assert again.planned(again.requested) == [("shade", 3, 0)]
+    assert again.config.methods == ("shade", "dirty") and again.config.doses == (0, 3)
 
     results = json.loads(exp.finish(judges[:2], judges[2]).read_text())
     source_prompt = prompt_for("dog")

@@ -184,7 +184,8 @@ class Experiment:
         progress: Progress | None = print,
         bars: bool = False,
     ) -> None:
-        self.config = config
+        self.config = config  # below: the folder's settings, every run in it (what the report covers)
+        self.requested = config  # the runs this call makes
         self.out = Path(out)
         self.base_checkpoint = Path(base_checkpoint)
         self.zip_path = Path(zip_path)
@@ -210,6 +211,7 @@ class Experiment:
             # with other doses, methods or seeds stay part of the report.
             for k in GROWABLE:
                 new[k] = sorted(set(old[k]) | set(new[k]), key=_growable_order(k))
+            self.config = PoisonConfig.from_dict(new)
         atomic_write_text(settings, json.dumps(new, indent=2) + "\n")
         self._check_pool()
 
@@ -459,9 +461,10 @@ class Experiment:
             return self.out / "runs" / "clean" / "N0" / f"seed{seed}"
         return self.out / "runs" / method / f"N{dose}" / f"seed{seed}"
 
-    def planned(self) -> list[tuple[str, int, int]]:
-        """Every (method, dose, seed) run; dose 0 (no poison) once per seed, shared by all methods."""
-        c = self.config
+    def planned(self, config: PoisonConfig | None = None) -> list[tuple[str, int, int]]:
+        """Every (method, dose, seed) run of the folder (or of ``config``); dose 0 (no poison) once per
+        seed, shared by all methods."""
+        c = config or self.config
         runs: list[tuple[str, int, int]] = []
         for seed in c.seeds:
             for dose in c.doses:
@@ -527,7 +530,7 @@ class Experiment:
         return folder
 
     def run_all(self, only: Sequence[tuple[str, int, int]] | None = None) -> list[Path]:
-        todo = list(only) if only is not None else self.planned()
+        todo = list(only) if only is not None else self.planned(self.requested)
         done = []
         for k, (method, dose, seed) in enumerate(todo, 1):
             _log(self.progress, f"[{k}/{len(todo)}] {method} N={dose} seed={seed}")

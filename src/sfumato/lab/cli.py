@@ -417,7 +417,12 @@ def add_lab_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     p.add_argument("--source", default="dog")
     p.add_argument("--target", default="cat")
     p.add_argument("--doses", type=_ints, default=(0, 25, 50, 100, 200, 400))
-    p.add_argument("--methods", type=_names, default=("shade", "shade-real", "dirty"))
+    p.add_argument(
+        "--methods",
+        type=_names,
+        default=("shade", "shade-real", "dirty"),
+        help="comma-separated, of: shade, shade-gm, shade-robust, shade-real, dirty (docs/lab.md)",
+    )
     p.add_argument("--seeds", type=_ints, default=(0, 1, 2))
     p.add_argument("--samples", type=int, default=200, help="images per prompt")
     p.add_argument("--guidance", type=_floats, default=(3.0, 1.0), help="guidance scales to evaluate")

@@ -33,7 +33,8 @@ class PoisonBatch:
     psnr: torch.Tensor  # (N,) dB against the unpoisoned image
 
 
-def _unit(images: torch.Tensor) -> torch.Tensor:
+def as_unit(images: torch.Tensor) -> torch.Tensor:
+    """Images as float in [0, 1], from uint8 or already-float tensors."""
     return images.float() / 255 if images.dtype == torch.uint8 else images.float()
 
 
@@ -84,7 +85,7 @@ def assign_anchors(
 ) -> torch.Tensor:
     """For each source, the index of its anchor among ``candidates`` (see :func:`choose_anchors`)."""
     encs = [load_encoder(name, weights_dir) for name in encoders]
-    src_lat, cand_lat = encode_with(encs, _unit(sources)), encode_with(encs, _unit(candidates))
+    src_lat, cand_lat = encode_with(encs, as_unit(sources)), encode_with(encs, as_unit(candidates))
     joint = torch.cat([z.flatten(1) / z.flatten(1).std() for z in src_lat], 1)
     joint_c = torch.cat([z.flatten(1) / z.flatten(1).std() for z in cand_lat], 1)
     return choose_anchors(joint, joint_c)
@@ -119,8 +120,8 @@ def make_poisons(
     ensemble = Ensemble(encs)
     if anchors is None:
         anchors = assign_anchors(sources, candidates, encoders, weights_dir)
-    src = _unit(sources)
-    targets_all = encode_with(encs, _unit(candidates)[anchors])
+    src = as_unit(sources)
+    targets_all = encode_with(encs, as_unit(candidates)[anchors])
     src_lat = encode_with(encs, src)
     rule = make_budget(intensity, budget, eps=eps)
     preset = SPEED[speed]

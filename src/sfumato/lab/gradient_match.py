@@ -22,7 +22,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from sfumato.budget import make_budget
-from sfumato.lab.craft import PoisonBatch, closed_fraction, encode_with
+from sfumato.lab.craft import PoisonBatch, as_unit, closed_fraction, encode_with
 from sfumato.lab.generator import LatentUNet, flow_matching_loss
 from sfumato.optimise import SPEED, Ensemble, attack
 
@@ -133,8 +133,7 @@ def make_gradient_poisons(
     poison's anchor (``anchors``, (N,) indices into ``candidates``; default ``i % K``) and PSNR. These
     poisons are not aimed at their anchors' latents, so they close little of that distance.
     """
-    unit = sources.float() / 255 if sources.dtype == torch.uint8 else sources.float()
-    anchor_px = candidates.float() / 255 if candidates.dtype == torch.uint8 else candidates.float()
+    unit, anchor_px = as_unit(sources), as_unit(candidates)
     if len(captions) != unit.shape[0]:
         raise ValueError(f"{unit.shape[0]} sources but {len(captions)} captions")
     model.eval()

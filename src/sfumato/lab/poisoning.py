@@ -410,7 +410,7 @@ class Experiment:
         """Per crafted method, the share of the latent distance to the anchors the poisons close in
         *this* generator's latent space (the attacker measured it in the encoders it attacked)."""
         from sfumato.lab.autoencoder import load_lab_encoder
-        from sfumato.lab.craft import _unit, closed_fraction, encode_with
+        from sfumato.lab.craft import as_unit, closed_fraction, encode_with
 
         c = self.config
         encoder = load_lab_encoder(c.base.encoder)
@@ -419,11 +419,11 @@ class Experiment:
             chunks = sorted((self.pool / m).glob("chunk-*.pt"))
             if m == "dirty" or not chunks:
                 continue
-            poisons = _unit(torch.cat([torch.load(p, weights_only=True)["images"] for p in chunks]))
+            poisons = as_unit(torch.cat([torch.load(p, weights_only=True)["images"] for p in chunks]))
             n = poisons.shape[0]
             sources = self._cifar(c.source, POISON_OFFSET, n)
             anchors = torch.load(self.pool / m / "anchors.pt", weights_only=True)[:n]
-            targets = _unit(self.anchors(m)[anchors])
+            targets = as_unit(self.anchors(m)[anchors])
             z_src, z_poison, z_target = (encode_with([encoder], x)[0] for x in (sources, poisons, targets))
             closed = closed_fraction(z_poison, z_src, z_target)
             out[m] = {"n": n, "closed_mean": float(closed.mean()), "closed_std": float(closed.std())}

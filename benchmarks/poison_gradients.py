@@ -28,11 +28,11 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import _common as C
 from sfumato.lab.autoencoder import load_lab_encoder
-from sfumato.lab.craft import encode_with
+from sfumato.lab.craft import as_unit, encode_with
 from sfumato.lab.data import captions_for, load_cifar
-from sfumato.lab.gradient_match import GradientMatch, target_gradient, trained_parameters
+from sfumato.lab.gradient_match import GradientPoisoner
 from sfumato.lab.latents import to_unit
-from sfumato.lab.poisoning import POISON_OFFSET
+from sfumato.lab.poisoning import POISON_OFFSET, crafted_chunks
 from sfumato.lab.text import TextEncoder
 from sfumato.lab.train import load_generator
 
@@ -44,10 +44,8 @@ def _pool(folder: Path, method: str, n: int) -> torch.Tensor | None:
     if method == "dirty":
         path = folder / "dirty" / "images.pt"
         return torch.load(path, weights_only=True)[:n] if path.exists() else None
-    chunks = sorted((folder / method).glob("chunk-*.pt"))
-    if not chunks:
-        return None
-    return torch.cat([torch.load(p, weights_only=True)["images"] for p in chunks])[:n]
+    chunks = crafted_chunks(folder, method)
+    return torch.cat([ch["images"] for ch in chunks])[:n] if chunks else None
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -55,7 +53,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     source, encoder_name = settings["source"], settings["base"]["encoder"]
     pool = args.poison / "poisons"
     model, _, _, _ = load_generator(args.base)
-    model.requires_grad_(True)
     encoder = load_lab_encoder(encoder_name)
     text = TextEncoder()
     anchors = torch.load(pool / "anchors-shade.pt", weights_only=True)
@@ -67,8 +64,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if images is not None:
             sets[method] = images
     sets["anchors"] = anchors[: args.images]
-    captions = captions_for([0] * args.images, [source], seed=100)
-    emb, mask = text.encode_tokens(captions)
     data = C.new_record(
         NAME,
         {
@@ -79,19 +74,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "threads": torch.get_num_threads(),
         },
     )
+    # The same target as the shade-gm crafter's (Experiment._gradient_poisoner).
+    target_captions = captions_for([0] * anchors.shape[0], [source], seed=7)
+    poisoner = GradientPoisoner(model, encoder, anchors, text.encode_tokens, target_captions)
+    match = poisoner.match(captions_for([0] * args.images, [source], seed=100))
     with sdpa_kernel(SDPBackend.MATH):
-        params = trained_parameters(model, emb, mask)
-        t_emb, t_mask = text.encode_tokens(captions_for([0] * anchors.shape[0], [source], seed=7))
-        anchor_lat = encode_with([encoder], anchors.float() / 255)[0]
-        target = target_gradient(model, params, anchor_lat, t_emb, t_mask, seed=0)
-        match = GradientMatch(model, params, target, emb, mask)
         norms: dict[str, list[float]] = {}
         for name, images in sets.items():
-            lat = encode_with([encoder], images.float() / 255)[0]
+            lat = encode_with([encoder], as_unit(images))[0]
             cos, size = [], []
             for d in range(args.draws):
                 grad = match.gradient(lat, torch.Generator().manual_seed(10_000 + d))
-                cos.append(float(torch.nn.functional.cosine_similarity(grad, target, 0)))
+                cos.append(float(torch.nn.functional.cosine_similarity(grad, poisoner.target, 0)))
                 size.append(float(grad.norm()))
             norms[name] = size
             data["runs"].append({"set": name, "cosine": [round(c, 4) for c in cos], "norm": size})

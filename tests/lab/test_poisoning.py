@@ -229,12 +229,7 @@ def test_cli_reports_a_finished_experiment(base: Path, workdir: Path, judges: li
 def test_gradient_poisons_steer_the_training_gradient(base: Path, workdir: Path, text: TextEncoder) -> None:
     from sfumato.lab.autoencoder import load_lab_encoder
     from sfumato.lab.data import captions_for
-    from sfumato.lab.gradient_match import (
-        GradientMatch,
-        make_gradient_poisons,
-        target_gradient,
-        trained_parameters,
-    )
+    from sfumato.lab.gradient_match import GradientPoisoner, make_gradient_poisons
     from sfumato.lab.train import load_generator
 
     dogs = load_cifar(CIFAR_ZIP, "train", classes=["dog"], per_class=3, progress=False).images
@@ -252,16 +247,11 @@ def test_gradient_poisons_steer_the_training_gradient(base: Path, workdir: Path,
     assert (batch.psnr > 28).all()
     # Measured afresh (other noise draws): the poisons' gradient points more toward the cats' than the
     # clean dogs' does.
-    emb, mask = text.encode_tokens(captions)
-    model.requires_grad_(True)
-    params = trained_parameters(model, emb, mask)
+    target_captions = captions_for([0] * 4, ["dog"], seed=7)
+    poisoner = GradientPoisoner(model, encoder, cats64.to(torch.uint8), text.encode_tokens, target_captions)
+    match = poisoner.match(captions)
     with torch.no_grad():
         clean_lat, poison_lat = encoder(up / 255), encoder(batch.images.float() / 255)
-        cat_lat = encoder(cats64 / 255)
-    target = target_gradient(
-        model, params, cat_lat, *text.encode_tokens(captions_for([0] * 4, ["dog"], seed=7))
-    )
-    match = GradientMatch(model, params, target, emb, mask)
     clean = float(match.alignment(clean_lat, torch.Generator().manual_seed(99)))
     poisoned = float(match.alignment(poison_lat, torch.Generator().manual_seed(99)))
     assert poisoned > clean + 0.05, (clean, poisoned)

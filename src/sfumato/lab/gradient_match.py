@@ -17,6 +17,7 @@ white-box upper bound: the victim fine-tunes the very generator the poisons were
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -105,6 +106,97 @@ class GradientMatch:
         return 1 - self.alignment(latents[0], gen, graph=True)
 
 
+class GradientPoisoner:
+    """Poisons against one generator, toward one target gradient computed once for every batch.
+
+    ``candidates`` (K, 3, S, S; uint8 or [0, 1]) are the target-concept images (all of them) whose mean
+    gradient under ``target_captions`` (one per candidate; noise drawn with ``target_seed``) the poisons
+    imitate; ``encoder`` is the generator's latent encoder. Target and parameters depend on nothing else, so
+    the chunks of a pool share them.
+    """
+
+    def __init__(
+        self,
+        model: LatentUNet,
+        encoder: torch.nn.Module,
+        candidates: torch.Tensor,
+        text: TextFn,
+        target_captions: Sequence[str],
+        target_seed: int = 0,
+    ) -> None:
+        if len(target_captions) != candidates.shape[0]:
+            raise ValueError(f"{candidates.shape[0]} candidates but {len(target_captions)} target captions")
+        self.model, self.encoder, self.text = model, encoder, text
+        model.eval()
+        model.requires_grad_(True)
+        encoder.requires_grad_(False)
+        self.anchor_latents = encode_with([encoder], as_unit(candidates))[0]
+        t_emb, t_mask = text(list(target_captions))
+        with sdpa_kernel(SDPBackend.MATH):
+            self.params = trained_parameters(model, t_emb, t_mask)
+            self.target = target_gradient(model, self.params, self.anchor_latents, t_emb, t_mask, target_seed)
+
+    def match(self, captions: Sequence[str]) -> GradientMatch:
+        """The objective for images captioned ``captions``."""
+        return self._match(*self.text(list(captions)))
+
+    def _match(self, emb: torch.Tensor, mask: torch.Tensor) -> GradientMatch:
+        return GradientMatch(self.model, self.params, self.target, emb, mask)
+
+    def poison(
+        self,
+        sources: torch.Tensor,
+        captions: Sequence[str],
+        *,
+        anchors: torch.Tensor | None = None,
+        intensity: str = "high",
+        budget: str = "jnd",
+        eps: float | None = None,
+        steps: int | None = None,
+        seed: int = 0,
+        batch: int = 50,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> PoisonBatch:
+        """Poison ``sources`` (N, 3, S, S; uint8 or [0, 1]) for a generator fine-tuned with ``captions``.
+
+        The figures returned match :func:`sfumato.lab.craft.make_poisons`: latent distance closed toward
+        each poison's anchor (``anchors``, (N,) indices into the candidates; default ``i % K``) and PSNR.
+        These poisons are not aimed at their anchors' latents, so they close little of that distance.
+        """
+        unit = as_unit(sources)
+        if len(captions) != unit.shape[0]:
+            raise ValueError(f"{unit.shape[0]} sources but {len(captions)} captions")
+        rule = make_budget(intensity, budget, eps=eps)
+        n_steps = steps or int(SPEED["thorough"]["steps"])
+        ensemble = Ensemble([self.encoder])
+        emb, mask = self.text(list(captions))
+        out = torch.empty_like(unit)
+        # The double backward this needs has no fused-attention kernel on the CPU.
+        with sdpa_kernel(SDPBackend.MATH):
+            for start in range(0, unit.shape[0], batch):
+                sl = slice(start, min(start + batch, unit.shape[0]))
+                x = unit[sl]
+                result = attack(
+                    x,
+                    [],
+                    ensemble,
+                    rule.allowance(x),
+                    steps=n_steps,
+                    lr=SPEED["thorough"]["lr"],
+                    seed=seed + start,
+                    objective=self._match(emb[sl], mask[sl]),
+                )
+                out[sl] = ((x + result.delta) * 255).round().clamp(0, 255) / 255
+                if progress is not None:
+                    progress(sl.stop, unit.shape[0])
+        k = self.anchor_latents.shape[0]
+        pair = anchors if anchors is not None else torch.arange(unit.shape[0]) % k
+        src_lat, after = encode_with([self.encoder], unit)[0], encode_with([self.encoder], out)[0]
+        closed = closed_fraction(after, src_lat, self.anchor_latents[pair])
+        mse = (out - unit).flatten(1).square().mean(1).clamp_min(1e-12)
+        return PoisonBatch((out * 255).round().to(torch.uint8), pair, closed, 10 * torch.log10(1 / mse))
+
+
 def make_gradient_poisons(
     sources: torch.Tensor,
     candidates: torch.Tensor,
@@ -113,64 +205,12 @@ def make_gradient_poisons(
     captions: Sequence[str],
     text: TextFn,
     *,
-    anchors: torch.Tensor | None = None,
     target_captions: Sequence[str] | None = None,
     target_seed: int = 0,
-    intensity: str = "high",
-    budget: str = "jnd",
-    eps: float | None = None,
-    steps: int | None = None,
-    seed: int = 0,
-    batch: int = 50,
-    progress: Callable[[int, int], None] | None = None,
+    **options: Any,
 ) -> PoisonBatch:
-    """Poison ``sources`` (N, 3, S, S; uint8 or [0, 1]) for a generator fine-tuned with ``captions``.
-
-    ``candidates`` (K, 3, S, S) are the target-concept images (all of them) whose mean gradient under
-    ``target_captions`` (default: ``captions`` cycled; drawn with ``target_seed``, so every chunk of a
-    pool aims at the same target) the poisons imitate; ``encoder`` is the generator's latent encoder.
-    The figures returned match :func:`sfumato.lab.craft.make_poisons`: latent distance closed toward each
-    poison's anchor (``anchors``, (N,) indices into ``candidates``; default ``i % K``) and PSNR. These
-    poisons are not aimed at their anchors' latents, so they close little of that distance.
-    """
-    unit, anchor_px = as_unit(sources), as_unit(candidates)
-    if len(captions) != unit.shape[0]:
-        raise ValueError(f"{unit.shape[0]} sources but {len(captions)} captions")
-    model.eval()
-    model.requires_grad_(True)
-    encoder.requires_grad_(False)
-    rule = make_budget(intensity, budget, eps=eps)
-    n_steps = steps or int(SPEED["thorough"]["steps"])
-    emb, mask = text(list(captions))
-    t_caps = list(target_captions or [])
-    t_emb, t_mask = text(t_caps or [captions[i % len(captions)] for i in range(len(anchor_px))])
-    out = torch.empty_like(unit)
-    # The double backward this needs has no fused-attention kernel on the CPU.
-    with sdpa_kernel(SDPBackend.MATH):
-        params = trained_parameters(model, emb, mask)
-        anchor_lat = encode_with([encoder], anchor_px)[0]
-        target = target_gradient(model, params, anchor_lat, t_emb, t_mask, seed=target_seed)
-        ensemble = Ensemble([encoder])
-        for start in range(0, unit.shape[0], batch):
-            sl = slice(start, min(start + batch, unit.shape[0]))
-            x = unit[sl]
-            objective = GradientMatch(model, params, target, emb[sl], mask[sl])
-            result = attack(
-                x,
-                [],
-                ensemble,
-                rule.allowance(x),
-                steps=n_steps,
-                lr=SPEED["thorough"]["lr"],
-                seed=seed + start,
-                objective=objective,
-            )
-            out[sl] = ((x + result.delta) * 255).round().clamp(0, 255) / 255
-            if progress is not None:
-                progress(sl.stop, unit.shape[0])
-    model.requires_grad_(False)
-    pair = anchors if anchors is not None else torch.arange(unit.shape[0]) % anchor_lat.shape[0]
-    src_lat, after = encode_with([encoder], unit)[0], encode_with([encoder], out)[0]
-    closed = closed_fraction(after, src_lat, anchor_lat[pair])
-    mse = (out - unit).flatten(1).square().mean(1).clamp_min(1e-12)
-    return PoisonBatch((out * 255).round().to(torch.uint8), pair, closed, 10 * torch.log10(1 / mse))
+    """One-off :class:`GradientPoisoner` ``poison`` call; ``target_captions`` default to ``captions``
+    cycled over the candidates. ``options``: those of :meth:`GradientPoisoner.poison`."""
+    t_caps = list(target_captions or [captions[i % len(captions)] for i in range(candidates.shape[0])])
+    poisoner = GradientPoisoner(model, encoder, candidates, text, t_caps, target_seed)
+    return poisoner.poison(sources, captions, **options)

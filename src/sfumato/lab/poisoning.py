@@ -155,6 +155,11 @@ def load_settings(out: str | Path) -> PoisonConfig:
     return PoisonConfig.from_dict(json.loads(path.read_text()))
 
 
+def crafted_chunks(pool: str | Path, method: str) -> list[dict[str, Any]]:
+    """The saved chunks of ``method``'s poison pool in ``pool`` (images, closed, psnr, seconds), in order."""
+    return [torch.load(p, weights_only=True) for p in sorted((Path(pool) / method).glob("chunk-*.pt"))]
+
+
 Progress = Callable[[str], None]
 GROWABLE = ("doses", "methods", "seeds")
 
@@ -186,6 +191,7 @@ class Experiment:
     ) -> None:
         self.config = config  # below: the folder's settings, every run in it (what the report covers)
         self.requested = config  # the runs this call makes
+        self._poisoner: Any = None  # the shade-gm crafter, made on first use
         self.out = Path(out)
         self.base_checkpoint = Path(base_checkpoint)
         self.zip_path = Path(zip_path)
@@ -342,24 +348,10 @@ class Experiment:
         c = self.config
         budget = {"intensity": c.intensity, "budget": c.budget, "eps": c.poison_eps, "steps": c.poison_steps}
         if method == "shade-gm":
-            from sfumato.lab.autoencoder import load_lab_encoder
-            from sfumato.lab.gradient_match import make_gradient_poisons
-
-            model, _, _, _ = load_generator(self.base_checkpoint)
-            # The victim's captions are drawn per run; the poisons are crafted for seed 0's, and the
-            # target gradient for the source's captions on every anchor candidate.
+            # The victim's captions are drawn per run; the poisons are crafted for seed 0's.
             captions = captions_for([0] * c.poison_pool, [c.source], seed=100)
-            return make_gradient_poisons(
-                sources,
-                candidates,
-                model,
-                load_lab_encoder(c.base.encoder),
-                captions[first : first + sources.shape[0]],
-                self.text.encode_tokens,
-                anchors=anchors,
-                target_captions=captions_for([0] * candidates.shape[0], [c.source], seed=7),
-                seed=first,
-                **budget,
+            return self._gradient_poisoner(candidates).poison(
+                sources, captions[first : first + sources.shape[0]], anchors=anchors, seed=first, **budget
             )
         from sfumato.lab.craft import make_poisons
 
@@ -373,11 +365,29 @@ class Experiment:
             **budget,
         )
 
+    def _gradient_poisoner(self, candidates: torch.Tensor) -> Any:
+        """The ``shade-gm`` crafter: the base generator and its target gradient (the gradient on every
+        anchor candidate under the source's captions), made once for all chunks."""
+        if self._poisoner is None:
+            from sfumato.lab.autoencoder import load_lab_encoder
+            from sfumato.lab.gradient_match import GradientPoisoner
+
+            c = self.config
+            model, _, _, _ = load_generator(self.base_checkpoint)
+            self._poisoner = GradientPoisoner(
+                model,
+                load_lab_encoder(c.base.encoder),
+                candidates,
+                self.text.encode_tokens,
+                captions_for([0] * candidates.shape[0], [c.source], seed=7),
+            )
+        return self._poisoner
+
     def poison_stats(self) -> dict[str, Any]:
         """Strength and cost of the crafted poisons, per method (over every chunk crafted so far)."""
         out = {}
         for m in self.config.methods:
-            chunks = [torch.load(p, weights_only=True) for p in sorted((self.pool / m).glob("chunk-*.pt"))]
+            chunks = crafted_chunks(self.pool, m)
             if not chunks:
                 continue
             closed = torch.cat([ch["closed"] for ch in chunks])
@@ -416,10 +426,10 @@ class Experiment:
         encoder = load_lab_encoder(c.base.encoder)
         out = {}
         for m in c.methods:
-            chunks = sorted((self.pool / m).glob("chunk-*.pt"))
+            chunks = crafted_chunks(self.pool, m)
             if m == "dirty" or not chunks:
                 continue
-            poisons = as_unit(torch.cat([torch.load(p, weights_only=True)["images"] for p in chunks]))
+            poisons = as_unit(torch.cat([ch["images"] for ch in chunks]))
             n = poisons.shape[0]
             sources = self._cifar(c.source, POISON_OFFSET, n)
             anchors = torch.load(self.pool / m / "anchors.pt", weights_only=True)[:n]

@@ -15,6 +15,7 @@ import pytest
 import torch
 from tests.conftest import PHOTOS, SHARED, VANGOGH, WEIGHTS
 
+import sfumato.lab.mimicry as mimicry_module
 from sfumato.lab.base import BaseSpec, train_base
 from sfumato.lab.generator import GeneratorConfig
 from sfumato.lab.mimicry import MimicryConfig, MimicryExperiment, parse_condition, prompt_for_artist
@@ -205,6 +206,13 @@ def test_figures_are_the_judges_votes(finished: MimicryExperiment, judge, monkey
     monkeypatch.setattr(exp, "decoded", lambda *a, **k: pytest.fail("decoded again"))
     again = exp.decoded_votes("van-gogh", "clean", views, style_judge)
     assert again["van-gogh"] == pytest.approx(float(votes))
+    # ... and so is every per-condition figure: a report rewritten after each run stays quick
+    monkeypatch.setattr(exp, "views_moved", lambda *a, **k: pytest.fail("views moved again"))
+    monkeypatch.setattr(mimicry_module, "shares", lambda *a, **k: pytest.fail("judged again"))
+    assert (
+        exp.protection_stats("van-gogh", parse_condition("cloak-default"), style_judge)
+        == cloaks["cloak-default"]
+    )
     linf = cloaks["linf-default"]
     assert abs(linf["psnr_mean"] - linf["target_psnr_mean"]) < 2.5  # calibrated to equal PSNR
     goal = results["goal"]["artists"]["van-gogh"]

@@ -41,6 +41,7 @@ deleted once sampled); ``results.json``, ``report.md`` and figures (:mod:`sfumat
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -67,6 +68,7 @@ from sfumato.lab.base import BaseSpec, latents_for
 from sfumato.lab.evaluate import DEFAULT_GUIDANCE, SAMPLER_STEPS, shares
 from sfumato.lab.finetune_runs import finetune_and_sample
 from sfumato.lab.judges import Judge
+from sfumato.lab.latents import images_checksum
 from sfumato.lab.report import _mean_std
 from sfumato.lab.storage import atomic_torch_save
 from sfumato.lab.style_judge import StyleJudgeSpec
@@ -473,7 +475,6 @@ class MimicryExperiment:
         as IMPRESS costs seconds per work, and every run and report of a condition asks for its views.
         """
         from sfumato.countermeasures import apply
-        from sfumato.lab.latents import images_checksum
 
         cm = self.config.countermeasure
         path = self.out / "scraped" / f"{artist}-{k}-{cm}-{images_checksum(image)[:16]}.pt"
@@ -624,34 +625,49 @@ class MimicryExperiment:
             if records[0]["eps_255"] is not None:
                 out["eps_255_mean"] = sum(float(r["eps_255"]) for r in records) / len(records)
                 out["target_psnr_mean"] = sum(float(r["target_psnr"]) for r in records) / len(records)
-            out["views_moved"] = self.views_moved(artist, chosen, records)
+            out["views_moved"] = self._cached(
+                f"views-moved-{artist}-{cond.name}",
+                {
+                    "cloaks": hashlib.sha256(
+                        "".join(images_checksum(r["image"]) for r in records).encode()
+                    ).hexdigest()
+                },
+                lambda: self.views_moved(artist, chosen, records),
+            )
         if judge is not None:
             views, _ = self.training_views(artist, cond)
             targets = self.target_styles(artist, cond)
-            for key, votes in (
-                ("views_judged", shares(judge, views)),
-                ("decoded_judged", self.decoded_votes(artist, cond.name, views, judge)),
-            ):
+            stamp = {"views": images_checksum(views), "judge": _judge_key(judge)}
+            judged = self._cached(f"judged-{artist}-{cond.name}", stamp, lambda: shares(judge, views))
+            decoded = self.decoded_votes(artist, cond.name, views, judge)
+            for key, votes in (("views_judged", judged), ("decoded_judged", decoded)):
                 out[key] = {"artist": votes[artist], "target": sum(votes[t] for t in targets)}
         return out
+
+    def _cached(self, name: str, stamp: dict[str, str], compute: Callable[[], Any]) -> Any:
+        """``compute()``, kept in ``latents/<name>.json`` against ``stamp`` (what it was computed from):
+        every finished run rewrites the report, and recomputing each condition's figures made a
+        report of a full experiment take minutes."""
+        path = self.out / "latents" / f"{name}.json"
+        if path.exists():
+            cached = json.loads(path.read_text())
+            if "value" in cached and {k: cached.get(k) for k in stamp} == stamp:
+                return cached["value"]
+        value = compute()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps({**stamp, "value": value}, indent=1) + "\n")
+        return value
 
     def decoded_votes(
         self, artist: str, condition: str, views: torch.Tensor, judge: Judge
     ) -> dict[str, float]:
-        """The judge's shares on :meth:`decoded` views, cached against the views and the judge (decoding
-        is most of a report's time, and every finished run rewrites the report)."""
-        from sfumato.lab.latents import images_checksum
-
-        path = self.out / "latents" / f"decoded-{artist}-{condition}.json"
+        """The judge's shares on :meth:`decoded` views, cached against the views and the judge."""
         stamp = {"views": images_checksum(views), "judge": _judge_key(judge)}
-        if path.exists():
-            cached = json.loads(path.read_text())
-            if {k: cached.get(k) for k in stamp} == stamp:
-                return cached["votes"]
-        votes = shares(judge, self.decoded(artist, condition, views))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps({**stamp, "votes": votes}, indent=1) + "\n")
-        return votes
+        return self._cached(
+            f"decoded-{artist}-{condition}",
+            stamp,
+            lambda: shares(judge, self.decoded(artist, condition, views)),
+        )
 
     def decoded(self, artist: str, condition: str, views: torch.Tensor, batch: int = 64) -> torch.Tensor:
         """``decode(encode(views))`` on the generator's autoencoder, uint8: what the fine-tuned generator

@@ -1,7 +1,7 @@
 """The autoencoder's round trip as an attack surface: ``decode(encode(x))``.
 
 A generator fine-tuned on an image learns to reproduce its latents, and what it draws is those latents
-decoded. Measured in the lab (benchmarks/results/lab/mimicry-views), a cloak that closes 20 % of the
+decoded. Measured in the lab (benchmarks/results/lab/mimicry), a cloak that closes 20 % of the
 *latent* distance to its target decodes to a picture a style judge still calls the artist's: the shift
 lies in directions the decoder barely shows. Attacking the round trip instead aims the shift at what the
 decoder, and so the generator's output, shows. Measured there too: at about 35 dB it moves the tiny FLUX.2

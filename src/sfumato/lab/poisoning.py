@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -47,6 +47,9 @@ from sfumato.lab.latents import to_unit
 from sfumato.lab.storage import atomic_torch_save
 from sfumato.lab.text import TextEncoder
 from sfumato.lab.train import load_generator
+
+if TYPE_CHECKING:
+    from sfumato.lab.gradient_match import GradientPoisoner
 
 METHODS = ("shade", "shade-gm", "shade-robust", "shade-real", "dirty")
 # method -> the anchor set it aims at
@@ -191,7 +194,7 @@ class Experiment:
     ) -> None:
         self.config = config  # below: the folder's settings, every run in it (what the report covers)
         self.requested = config  # the runs this call makes
-        self._poisoner: Any = None  # the shade-gm crafter, made on first use
+        self._poisoner: GradientPoisoner | None = None  # the shade-gm crafter, made on first use
         self.out = Path(out)
         self.base_checkpoint = Path(base_checkpoint)
         self.zip_path = Path(zip_path)
@@ -365,7 +368,7 @@ class Experiment:
             **budget,
         )
 
-    def _gradient_poisoner(self, candidates: torch.Tensor) -> Any:
+    def _gradient_poisoner(self, candidates: torch.Tensor) -> GradientPoisoner:
         """The ``shade-gm`` crafter: the base generator and its target gradient (the gradient on every
         anchor candidate under the source's captions), made once for all chunks."""
         if self._poisoner is None:

@@ -19,6 +19,7 @@ from sfumato.lab.craft import choose_anchors, make_poisons
 from sfumato.lab.data import load_cifar, prompt_for
 from sfumato.lab.generator import GeneratorConfig
 from sfumato.lab.judges import judge_config, load_judge, train_judge
+from sfumato.lab.poison_goals import goal_checks
 from sfumato.lab.poisoning import Experiment, PoisonConfig
 from sfumato.lab.report import fmt, score_run
 from sfumato.lab.text import TextEncoder
@@ -175,12 +176,51 @@ def test_experiment_end_to_end(base: Path, workdir: Path, judges: list, text: Te
     assert results["poisons"]["shade"]["closed_mean"] > 0
     assert "frechet" in results["summary"]["shade"]["L2-w3"]["3"]
     report = (out / "report.md").read_text()
-    assert "Attack success" in report and "Bleed-through" in report
+    assert "Attack success" in report and "Bleed-through" in report and "Goal figures" in report
     assert (out / "dose_response.png").exists() and (out / "samples.png").exists()
     assert json.loads((out / "settings.json").read_text())["doses"] == [0, 3]
     # Scores are cached against the judges that made them.
     cached = score_run(run, judges[:2], judges[2], {}, source_prompt)
     assert cached["L2-w3"]["shares"]["pixel"][source_prompt]["cat"] == pytest.approx(share_cat)
+
+
+def _stat(v: float) -> dict:
+    return {"mean": v, "std": 0.0, "n": 1}
+
+
+def _cell(dog_cat: float, truck: float, frechet: tuple[float, float] | None = None) -> dict:
+    shares = {"a photo of a dog": {"cat": _stat(dog_cat)}, "a photo of a truck": {"truck": _stat(truck)}}
+    cell: dict = {"judges": {"a": shares, "b": shares}}
+    if frechet:
+        cell["frechet"] = {"cat": _stat(frechet[0]), "dog": _stat(frechet[1])}
+    return cell
+
+
+def test_goal_checks_read_the_best_poison_against_dirty_labels() -> None:
+    """The goals are judged on the poison run whose weaker judge does best, beside dirty labels at its N."""
+    results = {
+        "settings": {"source": "dog", "target": "cat"},
+        "judges": {"a": {}, "b": {}},
+        "prompts": {
+            "a photo of a dog": {"role": "source", "classes": ["dog"]},
+            "a photo of a truck": {"role": "unrelated", "classes": ["truck"]},
+        },
+        "summary": {
+            "shade": {
+                "S": {"0": _cell(0.1, 0.98), "50": _cell(0.85, 0.95, (5.0, 9.0)), "200": _cell(0.9, 0.9)}
+            },
+            "dirty": {"S": {"0": _cell(0.1, 0.98), "50": _cell(0.3, 0.99)}},
+        },
+    }
+    goals = goal_checks(results, "S", "a photo of a dog")
+    assert [g.met for g in goals] == [True, True, True, False]
+    assert "shade N=50: 85 / 85 %" in goals[0].measured  # N = 200 is past the goal's dose
+    assert "dirty N=50: 30 / 30 %" in goals[2].measured
+    assert "largest fall 8 points" in goals[3].measured  # shade N = 200 on the truck prompt
+    results["summary"]["dirty"]["S"]["50"] = _cell(0.7, 0.99)
+    assert goal_checks(results, "S", "a photo of a dog")[2].met is False
+    results["transfer"] = {"poisons_from": "elsewhere"}
+    assert goal_checks(results, "S", "a photo of a dog")[-1].measured == "best: shade: 90 / 90 %"
 
 
 def test_cli_reports_a_finished_experiment(base: Path, workdir: Path, judges: list, capsys) -> None:

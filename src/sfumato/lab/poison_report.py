@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw
 
 from sfumato.imageio import atomic_write_text
 from sfumato.lab.data import prompt_for
+from sfumato.lab.poison_goals import goal_checks, goal_table
 from sfumato.lab.report import dose_response_plot, fmt, image_grid, save_png
 
 GRID_DOSES = (0, 50, 200)
@@ -65,20 +66,25 @@ def _frechet_table(results: dict[str, Any], setting: str, source: str, target: s
 
 
 def _bleed_table(results: dict[str, Any], setting: str, judge: str) -> list[str]:
-    c = results["settings"]
+    """One row per run (method, N), one column per prompt: the source, related and unrelated prompts'
+    shares side by side, so bleed-through and collateral damage read along a row."""
+    target = results["settings"]["target"]
     summary = results["summary"]
-    prompts = results["prompts"]
-    lines = [
-        "| prompt | role | measured | "
-        + " | ".join(f"{m} N={d}" for m in summary for d in (0, 100, 200))
-        + " |",
-        "|---|---|---|" + "---:|" * (3 * len(summary)),
+    if not summary:
+        return []
+    cols = [
+        (prompt, target if info["role"] != "unrelated" else info["classes"][-1], info["role"])
+        for prompt, info in results["prompts"].items()
     ]
-    for prompt, info in prompts.items():
-        cls = c["target"] if info["role"] != "unrelated" else info["classes"][-1]
-        what = f"called {cls}"
-        cells = [_cell(summary, m, setting, d, judge, prompt, cls) for m in summary for d in (0, 100, 200)]
-        lines.append(f"| {prompt} | {info['role']} | {what} | " + " | ".join(cells) + " |")
+    lines = [
+        "| method | N | " + " | ".join(f"'{p}' ({role}) called {cls}" for p, cls, role in cols) + " |",
+        "|---|---:|" + "---:|" * len(cols),
+    ]
+    rows = [("no poison", 0, next(iter(summary)))]
+    rows += [(m, d, m) for m in summary for d in _doses({m: summary[m]}, setting) if d]
+    for label, dose, method in rows:
+        cells = [_cell(summary, method, setting, dose, judge, p, cls) for p, cls, _ in cols]
+        lines.append(f"| {label} | {dose} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -169,6 +175,10 @@ def write_poison_report(exp: Any, results: dict[str, Any]) -> None:
         )
         + "). Settings: `settings.json`; every figure: `results.json`.",
         *_transfer_lines(results.get("transfer")),
+        "",
+        f"## Goal figures (guidance {c['guidance'][0]:g}, {final} fine-tuning steps)",
+        "",
+        *goal_table(goal_checks(results, main, source_prompt)),
         "",
         "## Poisons",
         "",

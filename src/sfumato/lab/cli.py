@@ -291,8 +291,10 @@ def _cmd_private(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     def to64(x: torch.Tensor) -> torch.Tensor:
         return (to_unit(x, 64) * 255).round().to(torch.uint8)
 
-    config = PrivateConfig(steps=args.steps) if args.steps else PrivateConfig()
-    out = args.workdir / "private-autoencoder"
+    config = PrivateConfig(latent_channels=args.latent_channels)
+    if args.steps:
+        config.steps = args.steps
+    out = args.out or args.workdir / "private-autoencoder"
     ckpt = train_private_autoencoder(
         to64(train.images), to64(test.images), out, config, progress=not args.quiet
     )
@@ -410,6 +412,10 @@ def add_lab_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     p = cmds.add_parser("private", formatter_class=formatter, help="train the private autoencoder")
     common(p)
     p.add_argument("--steps", type=int, default=0, help="training steps (default: the preset's)")
+    p.add_argument("--latent-channels", type=int, default=16, help="latent channels (8x8 latents at 64 px)")
+    p.add_argument(
+        "-o", "--out", type=Path, default=None, help="folder (default: <workdir>/private-autoencoder)"
+    )
     p.set_defaults(func=_cmd_private, subparser=p)
 
     p = cmds.add_parser("poison", formatter_class=formatter, help="the poisoning experiment")

@@ -29,6 +29,7 @@ RESULTS = ROOT / "results"
 README = ROOT / "README.md"
 DATA = Path(os.environ.get("SFUMATO_BENCH_DATA", REPO.parent / "shared/data/imagenet-samples"))
 WEIGHTS = Path(os.environ.get("SFUMATO_BENCH_WEIGHTS", REPO.parent / "shared/weights/taesd"))
+CIFAR = REPO.parent / "shared" / "data" / "cifar10.zip"
 
 # Sources (dogs) and anchors (cats), in the order pairs are formed: pair i is DOGS[i] -> CATS[i % 3].
 # The sample set holds only three domestic-cat classes (no Persian or Egyptian cat), so they cycle.
@@ -154,6 +155,21 @@ def run_or_load(path: Path, render_only: bool, run: Any) -> dict[str, Any]:
     data = run()
     write_json(path, data)
     return data
+
+
+def add_lab_options(ap: Any) -> None:
+    """The options every lab benchmark shares: the CIFAR-10 zip, torch threads, ``--render-only``."""
+    ap.add_argument("--cifar", type=Path, default=CIFAR, help="the CIFAR-10 zip")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    ap.add_argument("--render-only", action="store_true", help="rewrite the Markdown from the saved JSON")
+
+
+def run_and_write(name: str, render_only: bool, run: Any, render: Any) -> None:
+    """Run (or load, ``render_only``) a full benchmark, then write its JSON, Markdown and README section."""
+    path = out_dir(False) / f"{name}.json"
+    data = run_or_load(path, render_only, run)
+    md = write_markdown(name, render(data), False)
+    say(f"wrote {path} and {md}")
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -27,7 +27,6 @@ from sfumato.lab.judges import load_judge
 from sfumato.lab.latents import to_unit
 
 NAME = "lab_autoencoders"
-CIFAR = C.REPO.parent / "shared" / "data" / "cifar10.zip"
 
 
 def _accuracy(judge: Any, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
@@ -98,15 +97,10 @@ def main() -> None:
         help="comma-separated: flux2 and/or private autoencoder folders or checkpoints",
     )
     ap.add_argument("--per-class", type=int, default=200, help="test images per class")
-    ap.add_argument("--cifar", type=Path, default=CIFAR, help="the CIFAR-10 zip")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads")
-    ap.add_argument("--render-only", action="store_true", help="rewrite the Markdown from the saved JSON")
+    C.add_lab_options(ap)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    path = C.out_dir(False) / f"{NAME}.json"
-    data = C.run_or_load(path, args.render_only, lambda: run(args))
-    md = C.write_markdown(NAME, render(data), False)
-    C.say(f"wrote {path} and {md}")
+    C.run_and_write(NAME, args.render_only, lambda: run(args), render)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,6 @@ from sfumato.lab.text import TextEncoder
 from sfumato.lab.train import load_generator
 
 NAME = "poison_gradients"
-CIFAR = C.REPO.parent / "shared" / "data" / "cifar10.zip"
 
 
 def _pool(folder: Path, method: str, n: int) -> torch.Tensor | None:
@@ -120,15 +119,10 @@ def main() -> None:
     ap.add_argument("--base", type=Path, required=True, help="its base generator checkpoint")
     ap.add_argument("--images", type=int, default=50, help="images per pool")
     ap.add_argument("--draws", type=int, default=4, help="noise/time draws")
-    ap.add_argument("--cifar", type=Path, default=CIFAR, help="the CIFAR-10 zip")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads")
-    ap.add_argument("--render-only", action="store_true", help="rewrite the Markdown from the saved JSON")
+    C.add_lab_options(ap)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    path = C.out_dir(False) / f"{NAME}.json"
-    data = C.run_or_load(path, args.render_only, lambda: run(args))
-    md = C.write_markdown(NAME, render(data), False)
-    C.say(f"wrote {path} and {md}")
+    C.run_and_write(NAME, args.render_only, lambda: run(args), render)
 
 
 if __name__ == "__main__":

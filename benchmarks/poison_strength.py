@@ -30,7 +30,7 @@ from sfumato.lab.latents import to_unit
 from sfumato.lab.poisoning import ANCHOR_OFFSET, POISON_OFFSET
 
 NAME = "poison_strength"
-CIFAR = C.REPO.parent / "shared" / "data" / "cifar10.zip"
+CIFAR = C.CIFAR
 # (budget, intensity, eps in 0..255 or None for the preset's, steps)
 SETTINGS: tuple[tuple[str, str, float | None, int], ...] = (
     ("jnd", "default", None, 48),

@@ -157,18 +157,22 @@ def run_or_load(path: Path, render_only: bool, run: Any) -> dict[str, Any]:
     return data
 
 
-def add_lab_options(ap: Any) -> None:
-    """The options every lab benchmark shares: the CIFAR-10 zip, torch threads, ``--render-only``."""
+def lab_args(ap: Any) -> Any:
+    """Parse a lab benchmark's arguments, with the options they all share (the CIFAR-10 zip, torch
+    threads, ``--render-only``), and set the thread count."""
     ap.add_argument("--cifar", type=Path, default=CIFAR, help="the CIFAR-10 zip")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--render-only", action="store_true", help="rewrite the Markdown from the saved JSON")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    return args
 
 
-def run_and_write(name: str, render_only: bool, run: Any, render: Any) -> None:
-    """Run (or load, ``render_only``) a full benchmark, then write its JSON, Markdown and README section."""
-    path = out_dir(False) / f"{name}.json"
+def run_and_write(name: str, render_only: bool, run: Any, render: Any, quick: bool = False) -> None:
+    """Run (or load, ``render_only``) a benchmark, then write its JSON, Markdown and README section."""
+    path = out_dir(quick) / f"{name}.json"
     data = run_or_load(path, render_only, run)
-    md = write_markdown(name, render(data), False)
+    md = write_markdown(name, render(data), quick)
     say(f"wrote {path} and {md}")
 
 

@@ -97,9 +97,7 @@ def main() -> None:
         help="comma-separated: flux2 and/or private autoencoder folders or checkpoints",
     )
     ap.add_argument("--per-class", type=int, default=200, help="test images per class")
-    C.add_lab_options(ap)
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    args = C.lab_args(ap)
     C.run_and_write(NAME, args.render_only, lambda: run(args), render)
 
 

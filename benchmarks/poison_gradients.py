@@ -119,9 +119,7 @@ def main() -> None:
     ap.add_argument("--base", type=Path, required=True, help="its base generator checkpoint")
     ap.add_argument("--images", type=int, default=50, help="images per pool")
     ap.add_argument("--draws", type=int, default=4, help="noise/time draws")
-    C.add_lab_options(ap)
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    args = C.lab_args(ap)
     C.run_and_write(NAME, args.render_only, lambda: run(args), render)
 
 

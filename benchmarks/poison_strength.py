@@ -30,7 +30,6 @@ from sfumato.lab.latents import to_unit
 from sfumato.lab.poisoning import ANCHOR_OFFSET, POISON_OFFSET
 
 NAME = "poison_strength"
-CIFAR = C.CIFAR
 # (budget, intensity, eps in 0..255 or None for the preset's, steps)
 SETTINGS: tuple[tuple[str, str, float | None, int], ...] = (
     ("jnd", "default", None, 48),
@@ -142,16 +141,9 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=None, help="dogs poisoned (default 32)")
     ap.add_argument("--candidates", type=int, default=400, help="real cat anchors to choose from")
     ap.add_argument("--anchors", type=Path, default=None, help="uint8 (K, 3, 64, 64) anchor images instead")
-    ap.add_argument("--cifar", type=Path, default=CIFAR, help="the CIFAR-10 zip")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads")
-    ap.add_argument("--render-only", action="store_true", help="rewrite the Markdown from the saved JSON")
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    args = C.lab_args(ap)
     args.images = args.images or (4 if args.quick else 32)
-    path = C.out_dir(args.quick) / f"{NAME}.json"
-    data = C.run_or_load(path, args.render_only, lambda: run(args))
-    md = C.write_markdown(NAME, render(data), args.quick)
-    C.say(f"wrote {path} and {md}")
+    C.run_and_write(NAME, args.render_only, lambda: run(args), render, args.quick)
 
 
 if __name__ == "__main__":

@@ -127,9 +127,11 @@ def _unrelated(results: dict[str, Any], setting: str) -> Goal:
             if method == "dirty" or "0" not in cells:
                 continue
             for dose, cell in cells.items():
+                if dose == "0":
+                    continue
                 for j in judges:
                     before, after = _share(cells["0"], j, prompt, cls), _share(cell, j, prompt, cls)
-                    if dose == "0" or before is None or after is None:
+                    if before is None or after is None:
                         continue
                     drop = before - after
                     if worst is None or drop > worst[0]:

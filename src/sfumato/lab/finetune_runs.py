@@ -13,13 +13,30 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
 from sfumato.lab.evaluate import TextFn, generate
 from sfumato.lab.storage import atomic_torch_save
 from sfumato.lab.train import TrainConfig, finetune, load_generator
+
+
+class FinetuneSettings(Protocol):
+    """What an experiment's config says about its runs (both configs carry these fields)."""
+
+    @property
+    def finetune_steps(self) -> Sequence[int]: ...  # increasing; the images are drawn after each
+    @property
+    def finetune_batch(self) -> int: ...
+    @property
+    def finetune_lr(self) -> float: ...
+    @property
+    def guidance(self) -> Sequence[float]: ...  # the first after every length, all after the last
+    @property
+    def samples(self) -> int: ...  # images per prompt and setting
+    @property
+    def sampler_steps(self) -> int: ...
 
 
 def finetune_and_sample(
@@ -30,27 +47,24 @@ def finetune_and_sample(
     text: TextFn,
     decoder: torch.nn.Module,
     prompts: Sequence[str],
+    settings: FinetuneSettings,
     *,
-    finetune_steps: Sequence[int],
-    batch: int,
-    lr: float,
-    guidance: Sequence[float],
-    samples: int,
-    sampler_steps: int,
     seed: int,
     meta: dict[str, Any],
     bars: bool = False,
     on_length: Callable[[int], None] | None = None,
 ) -> dict[str, float]:
     """Run it in ``folder`` (resumes an interrupted fine-tune); returns the seconds each part took."""
+    finetune_steps = list(settings.finetune_steps)
+    guidance = list(settings.guidance)
     ckpt_dir = folder / "finetune"
     timings: dict[str, float] = {}
     for i, steps in enumerate(finetune_steps):
         t0 = time.perf_counter()
         cfg = TrainConfig(
             steps=steps,
-            batch=batch,
-            lr=lr,
+            batch=settings.finetune_batch,
+            lr=settings.finetune_lr,
             warmup=20,
             min_lr_frac=1.0,
             ema_decay=0.99,
@@ -66,7 +80,14 @@ def finetune_and_sample(
         for g in guidance if final else guidance[:1]:
             t0 = time.perf_counter()
             drawn = generate(
-                model, decoder, text, list(prompts), samples, guidance=g, seed=seed, steps=sampler_steps
+                model,
+                decoder,
+                text,
+                list(prompts),
+                settings.samples,
+                guidance=g,
+                seed=seed,
+                steps=settings.sampler_steps,
             )
             atomic_torch_save({p: drawn[p] for p in prompts}, folder / f"samples-L{steps}-w{g:g}.pt")
             timings[f"sample_L{steps}_w{g:g}"] = round(time.perf_counter() - t0, 1)

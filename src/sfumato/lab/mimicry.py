@@ -70,7 +70,7 @@ from sfumato.lab.finetune_runs import finetune_and_sample
 from sfumato.lab.judges import Judge
 from sfumato.lab.latents import images_checksum
 from sfumato.lab.report import _mean_std
-from sfumato.lab.storage import atomic_torch_save
+from sfumato.lab.storage import atomic_torch_save, merge_folder_settings
 from sfumato.lab.style_judge import StyleJudgeSpec
 from sfumato.lab.text import TextEncoder
 from sfumato.styles import STYLE_NAMES
@@ -301,20 +301,7 @@ class MimicryExperiment:
         self._works: dict[str, Works] = {}
         self._encoder: Any = None
         self.out.mkdir(parents=True, exist_ok=True)
-        settings = self.out / "settings.json"
-        new = json.loads(json.dumps(config.to_dict()))
-        if settings.exists():
-            old = json.loads(settings.read_text())
-            # Adding artists, conditions or seeds extends an experiment; anything else would mix two.
-            diff = sorted(k for k in set(old) | set(new) if k not in GROWABLE and old.get(k) != new.get(k))
-            if diff:
-                raise ValueError(
-                    f"{self.out} holds an experiment with other settings ({', '.join(diff)}); "
-                    "use another --out or the same settings"
-                )
-            for k in GROWABLE:
-                new[k] = sorted(set(old[k]) | set(new[k]), key=_growable_order(k))
-        atomic_write_text(settings, json.dumps(new, indent=2) + "\n")
+        new = merge_folder_settings(self.out, config.to_dict(), {k: _growable_order(k) for k in GROWABLE})
         #: Everything in the folder (this call's runs and earlier ones): what is scored and reported.
         self.settings = MimicryConfig.from_dict(new)
 

@@ -44,7 +44,7 @@ from sfumato.lab.data import RELATED, captions_for, load_cifar, prompt_for
 from sfumato.lab.evaluate import DEFAULT_GUIDANCE, SAMPLER_STEPS, generate
 from sfumato.lab.finetune_runs import finetune_and_sample
 from sfumato.lab.latents import to_unit
-from sfumato.lab.storage import atomic_torch_save
+from sfumato.lab.storage import atomic_torch_save, merge_folder_settings
 from sfumato.lab.text import TextEncoder
 from sfumato.lab.train import load_generator
 
@@ -205,23 +205,10 @@ class Experiment:
         self.progress = progress
         self.bars = bars
         self.out.mkdir(parents=True, exist_ok=True)
-        settings = self.out / "settings.json"
-        new = json.loads(json.dumps(config.to_dict()))
-        if settings.exists():
-            old = json.loads(settings.read_text())
-            # Adding doses, methods or seeds extends an experiment; anything else would mix two.
-            diff = sorted(k for k in set(old) | set(new) if k not in GROWABLE and old.get(k) != new.get(k))
-            if diff:
-                raise ValueError(
-                    f"{self.out} holds an experiment with other settings ({', '.join(diff)}); "
-                    "use another --out or the same settings"
-                )
-            # The folder's settings describe every run in it: runs of an earlier (or concurrent) call
-            # with other doses, methods or seeds stay part of the report.
-            for k in GROWABLE:
-                new[k] = sorted(set(old[k]) | set(new[k]), key=_growable_order(k))
-            self.config = PoisonConfig.from_dict(new)
-        atomic_write_text(settings, json.dumps(new, indent=2) + "\n")
+        # The folder's settings describe every run in it: runs of an earlier (or concurrent) call with
+        # other doses, methods or seeds stay part of the report.
+        growable = {k: _growable_order(k) for k in GROWABLE}
+        self.config = PoisonConfig.from_dict(merge_folder_settings(self.out, config.to_dict(), growable))
         self._check_pool()
 
     def _check_pool(self) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from sfumato.imageio import atomic_write_bytes
+from sfumato.imageio import atomic_write_bytes, atomic_write_text
 
 
 def atomic_torch_save(payload: object, path: Path) -> None:
@@ -31,3 +33,29 @@ def trim_log(path: Path, key: str, upto: int) -> None:
         except json.JSONDecodeError:
             continue
     path.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
+
+
+def merge_folder_settings(
+    out: Path, settings: dict[str, Any], growable: Mapping[str, Callable[[Any], Any]]
+) -> dict[str, Any]:
+    """Write an experiment folder's ``settings.json`` and return what it now says.
+
+    A folder holds one experiment, run by several calls (one after another or at once): a call may add
+    runs along the ``growable`` keys (seeds, doses, conditions, ...; each with its sort key), and the
+    folder's settings then list every run in it, so the report covers them all. Any other difference
+    would mix two experiments in one report, so it is refused with the keys that differ.
+    """
+    path = out / "settings.json"
+    new = json.loads(json.dumps(settings))
+    if path.exists():
+        old = json.loads(path.read_text())
+        diff = sorted(k for k in set(old) | set(new) if k not in growable and old.get(k) != new.get(k))
+        if diff:
+            raise ValueError(
+                f"{out} holds an experiment with other settings ({', '.join(diff)}); "
+                "use another --out or the same settings"
+            )
+        for k, order in growable.items():
+            new[k] = sorted(set(old[k]) | set(new[k]), key=order)
+    atomic_write_text(path, json.dumps(new, indent=2) + "\n")
+    return new

@@ -98,7 +98,6 @@ CAPTION_TEMPLATES: tuple[str, ...] = (
     "a work of art by {}",
     "art by {}",
 )
-GROWABLE = ("artists", "conditions", "seeds")
 SCORE = "score.json"
 
 
@@ -160,12 +159,12 @@ def condition_order(name: str) -> tuple[int, int, int]:
     return (KINDS.index(c.kind), INTENSITIES.index(c.intensity) if c.intensity else -1, c.blend or c.share)
 
 
-def _growable_order(key: str) -> Callable[[Any], Any]:
-    if key == "conditions":
-        return condition_order
-    if key == "artists":
-        return list(ARTISTS).index
-    return lambda v: v
+#: The settings a later call may extend (each with its sort order); any other difference is refused.
+GROWABLE: dict[str, Callable[[Any], Any]] = {
+    "artists": list(ARTISTS).index,
+    "conditions": condition_order,
+    "seeds": int,
+}
 
 
 def prompt_for_artist(artist: str) -> str:
@@ -301,7 +300,7 @@ class MimicryExperiment:
         self._works: dict[str, Works] = {}
         self._encoder: Any = None
         self.out.mkdir(parents=True, exist_ok=True)
-        new = merge_folder_settings(self.out, config.to_dict(), {k: _growable_order(k) for k in GROWABLE})
+        new = merge_folder_settings(self.out, config.to_dict(), GROWABLE)
         #: Everything in the folder (this call's runs and earlier ones): what is scored and reported.
         self.settings = MimicryConfig.from_dict(new)
 

@@ -98,7 +98,7 @@ def _label(img: Image.Image, text: str, width: int = 170) -> Image.Image:
 def sample_grid(exp: Any, setting: str, source_prompt: str) -> Image.Image | None:
     rows = []
     doses = [d for d in exp.config.doses if d in GRID_DOSES]
-    if not any(doses):  # a folder without N = 50 or 200 shows the doses it has
+    if doses in ([], [0]):  # a folder without N = 50 or 200 shows the doses it has
         doses = list(exp.config.doses)
     for method in ["clean", *exp.config.methods]:
         for dose in doses:

@@ -164,12 +164,8 @@ def crafted_chunks(pool: str | Path, method: str) -> list[dict[str, Any]]:
 
 
 Progress = Callable[[str], None]
-GROWABLE = ("doses", "methods", "seeds")
-
-
-def _growable_order(key: str) -> Callable[[Any], Any]:
-    """Sort order of a growable setting: numbers ascending, methods in :data:`METHODS` order."""
-    return (lambda m: METHODS.index(m)) if key == "methods" else (lambda v: v)
+#: The settings a later call may extend (each with its sort order); any other difference is refused.
+GROWABLE: dict[str, Callable[[Any], Any]] = {"doses": int, "methods": METHODS.index, "seeds": int}
 
 
 def _log(progress: Progress | None, message: str) -> None:
@@ -207,8 +203,7 @@ class Experiment:
         self.out.mkdir(parents=True, exist_ok=True)
         # The folder's settings describe every run in it: runs of an earlier (or concurrent) call with
         # other doses, methods or seeds stay part of the report.
-        growable = {k: _growable_order(k) for k in GROWABLE}
-        self.config = PoisonConfig.from_dict(merge_folder_settings(self.out, config.to_dict(), growable))
+        self.config = PoisonConfig.from_dict(merge_folder_settings(self.out, config.to_dict(), GROWABLE))
         self._check_pool()
 
     def _check_pool(self) -> None:

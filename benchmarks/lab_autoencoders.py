@@ -19,12 +19,12 @@ import torch
 from kornia.metrics import psnr
 
 import _common as C
-from sfumato.lab.autoencoder import load_lab_decoder, load_lab_encoder
-from sfumato.lab.base import LAB_CLASSES
 from sfumato.lab.cli import VOTERS
-from sfumato.lab.data import load_cifar
-from sfumato.lab.judges import load_judge
-from sfumato.lab.latents import to_unit
+from sfumato.lab.data.datasets import load_cifar
+from sfumato.lab.judging.classifiers import load_judge
+from sfumato.lab.models.autoencoders import load_lab_decoder, load_lab_encoder
+from sfumato.lab.models.base import LAB_CLASSES
+from sfumato.lab.models.latent_cache import to_unit
 
 NAME = "lab_autoencoders"
 

@@ -27,14 +27,15 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import _common as C
-from sfumato.lab.autoencoder import load_lab_encoder
-from sfumato.lab.craft import as_unit, encode_with
-from sfumato.lab.data import captions_for, load_cifar
-from sfumato.lab.gradient_match import GradientPoisoner
-from sfumato.lab.latents import to_unit
-from sfumato.lab.poisoning import POISON_OFFSET, crafted_chunks
-from sfumato.lab.text import TextEncoder
-from sfumato.lab.train import load_generator
+from sfumato.lab.data.captions import captions_for
+from sfumato.lab.data.datasets import load_cifar
+from sfumato.lab.models.autoencoders import load_lab_encoder
+from sfumato.lab.models.latent_cache import to_unit
+from sfumato.lab.models.text_encoder import TextEncoder
+from sfumato.lab.models.training import load_generator
+from sfumato.lab.poison.craft import as_unit, encode_with
+from sfumato.lab.poison.gradient_match import GradientPoisoner
+from sfumato.lab.poison.settings import POISON_OFFSET, crafted_chunks
 
 NAME = "poison_gradients"
 

@@ -1,6 +1,6 @@
 """Poison strength at the lab's size: how far can a budget move 64 px images' FLUX.2 latents?
 
-The lab's poisons (``sfumato.lab.craft.make_poisons``, the engine's optimiser in batches) close only
+The lab's poisons (``sfumato.lab.poison.craft.make_poisons``, the engine's optimiser in batches) close only
 about a third of the latent distance from a CIFAR-10 dog to its cat anchor at an invisible budget, and
 the poisoning experiment asks whether more steps or a larger budget would do better. For the first
 ``--images`` dogs of the lab's poison pool (CIFAR-10 train, upscaled to 64 px), each toward its nearest
@@ -24,10 +24,10 @@ from typing import Any
 import torch
 
 import _common as C
-from sfumato.lab.craft import assign_anchors, make_poisons
-from sfumato.lab.data import load_cifar
-from sfumato.lab.latents import to_unit
-from sfumato.lab.poisoning import ANCHOR_OFFSET, POISON_OFFSET
+from sfumato.lab.data.datasets import load_cifar
+from sfumato.lab.models.latent_cache import to_unit
+from sfumato.lab.poison.craft import assign_anchors, make_poisons
+from sfumato.lab.poison.settings import ANCHOR_OFFSET, POISON_OFFSET
 
 NAME = "poison_strength"
 # (budget, intensity, eps in 0..255 or None for the preset's, steps)

@@ -39,7 +39,8 @@ import torch
 
 import _common as C
 from sfumato.encoders import load_encoder
-from sfumato.optimise import Ensemble, attack, latent_distance
+from sfumato.encoders.ensemble import Ensemble
+from sfumato.optimise import attack, latent_distance
 from sfumato.quality import measure_quality
 
 NAME = "recipes"

@@ -28,8 +28,8 @@ import _common as C
 import sfumato
 from sfumato.countermeasures.views import VIEWS_STEP_FACTOR, TrainingViews
 from sfumato.encoders import load_encoder
+from sfumato.encoders.ensemble import Ensemble
 from sfumato.imageio import load_image
-from sfumato.optimise import Ensemble
 from sfumato.targets import fit_to
 
 NAME = "views"

@@ -4,8 +4,9 @@ import torch
 from tests.conftest import photo
 
 from sfumato.encoders import load_encoder
+from sfumato.encoders.ensemble import Ensemble
 from sfumato.imageio import to_tensor
-from sfumato.optimise import Ensemble, attack, encode_tiled, latent_distance, protect_tensor, tile_grid
+from sfumato.optimise import attack, encode_tiled, latent_distance, protect_tensor, tile_grid
 from sfumato.targets import fit_to
 
 

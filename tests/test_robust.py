@@ -141,7 +141,8 @@ def test_at_equal_steps_robust_mode_survives_real_jpeg_better(source, weights_di
     0.67-0.78 in robust mode, always at least 0.25 more; the test asks for 0.15 more."""
     from sfumato.budget import make_budget
     from sfumato.encoders import load_encoder
-    from sfumato.optimise import Ensemble, attack, latent_distance
+    from sfumato.encoders.ensemble import Ensemble
+    from sfumato.optimise import attack, latent_distance
 
     enc = load_encoder("flux2", weights_dir)
     x = to_tensor(photo(source, (64, 64)))[None]
@@ -169,7 +170,8 @@ def test_robust_attack_on_a_batch_pairs_each_draw_with_its_own_target() -> None:
     import torch
 
     from sfumato.countermeasures.differentiable import ROBUST_RECIPE
-    from sfumato.optimise import Ensemble, attack
+    from sfumato.encoders.ensemble import Ensemble
+    from sfumato.optimise import attack
 
     class Mean(torch.nn.Module):
         multiple = 8

@@ -54,7 +54,8 @@ def test_views_setting_is_recorded_and_changes_the_key_only_when_on():
 def test_paired_attack_pulls_each_view_to_the_same_view_of_the_target():
     """A toy encoder (8 px means): the target is dark on the left and light on the right, so only a
     perturbation that follows each crop's own target (not one fixed latent) can close the distance."""
-    from sfumato.optimise import Ensemble, attack
+    from sfumato.encoders.ensemble import Ensemble
+    from sfumato.optimise import attack
 
     class Mean(torch.nn.Module):
         multiple = 8
@@ -90,7 +91,7 @@ def test_views_mode_carries_more_shift_into_training_views(weights_dir):
     generator trains on keep 4.7-7.6 % of a plain cloak's shift and 9.0-14.7 % of a views-mode cloak's
     at the same PSNR. Here one 128 px photo, scored on a bank of boxes neither attack drew from."""
     from sfumato.encoders import load_encoder
-    from sfumato.optimise import Ensemble
+    from sfumato.encoders.ensemble import Ensemble
 
     x = to_tensor(photo("golden_retriever", (128, 128)))[None]
     spec = TrainingViews(size=64)

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from sfumato import __version__
+from sfumato.options import eps_option
 from sfumato.styles import STYLE_DESCRIPTIONS, STYLE_NAMES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-MAX_EPS_255 = 0.25 * 255  # the budget's upper bound on eps, in 0..255 units
 AUTO_DESCRIPTION = "pick a built-in style at a middling-to-far latent distance from each artwork"
 
 
@@ -37,19 +37,6 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 # --------------------------------------------------------------------------------------- option types
-
-
-def eps_option(text: str) -> float:
-    """``--eps 8`` means 8/255."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in 0..255 units (e.g. 8), not {text!r}") from None
-    if not 0 < value <= MAX_EPS_255:
-        raise argparse.ArgumentTypeError(
-            f"must be above 0 and at most {MAX_EPS_255:g} (0..255 units, e.g. 8 for 8/255), not {text}"
-        )
-    return value / 255
 
 
 def _positive_int(text: str) -> int:

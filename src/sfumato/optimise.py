@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from sfumato.countermeasures.views import TrainingViews
 from sfumato.encoders.base import ImageEncoder
+from sfumato.encoders.ensemble import Ensemble, pad_to_multiple
 
 # steps: encoder forward+backward passes per tile. lr: the first step, as a fraction of each
 # pixel's allowance; it decays linearly to a hundredth of that.
@@ -30,43 +30,6 @@ TILE = 512
 OVERLAP = 64
 
 ProgressFn = Callable[[int, int], None]
-
-
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Reflect-pad the bottom and right edges so both sides are multiples of ``multiple``."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph == 0 and pw == 0:
-        return x
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode)
-
-
-@dataclass
-class Ensemble:
-    """Weighted encoders attacked together, so the perturbation transfers beyond any one of them."""
-
-    encoders: Sequence[ImageEncoder]
-    weights: Sequence[float] = field(default_factory=list)
-    bf16: bool = True  # gradients in bfloat16 autocast: 1.3-2x faster on CPUs with AVX-512/AMX
-
-    def __post_init__(self) -> None:
-        if not self.weights:
-            self.weights = [1.0] * len(self.encoders)
-        if len(self.weights) != len(self.encoders):
-            raise ValueError("one weight per encoder")
-        total = float(sum(self.weights))
-        self.weights = [w / total for w in self.weights]
-
-    @property
-    def multiple(self) -> int:
-        return math.lcm(*[e.multiple for e in self.encoders])
-
-    def encode(self, x: torch.Tensor, grad: bool = False) -> list[torch.Tensor]:
-        xp = pad_to_multiple(x, self.multiple)
-        use_bf16 = grad and self.bf16 and xp.device.type == "cpu"
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-            return [e(xp).float() for e in self.encoders]
 
 
 def latent_distance(a: torch.Tensor, b: torch.Tensor) -> float:

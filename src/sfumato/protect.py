@@ -22,9 +22,10 @@ from sfumato.budget import make_budget
 from sfumato.countermeasures.differentiable import ROBUST_RECIPE, ROBUST_STEP_FACTOR
 from sfumato.countermeasures.views import VIEWS_STEP_FACTOR, TrainingViews
 from sfumato.encoders import ImageEncoder, load_decoder, load_encoder
+from sfumato.encoders.ensemble import Ensemble
 from sfumato.encoders.weights import WeightsNotFoundError
 from sfumato.imageio import LoadedImage, load_image, to_tensor
-from sfumato.optimise import OVERLAP, SPEED, TILE, Ensemble, protect_tensor
+from sfumato.optimise import OVERLAP, SPEED, TILE, protect_tensor
 from sfumato.report import effect_report
 from sfumato.targets import auto_style, fit_to, latent_style_transfer, style_target
 

@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from sfumato.encoders import ImageEncoder
+from sfumato.encoders.ensemble import pad_to_multiple
 from sfumato.encoders.tiny import TinyDecoder
-from sfumato.optimise import latent_distance, pad_to_multiple
+from sfumato.optimise import latent_distance
 from sfumato.styles import STYLE_NAMES, render_style
 
 AUTO_QUANTILE = 2 / 3  # Glaze picks a target style at a middling-to-far feature distance

@@ -9,7 +9,7 @@ import pytest
 import torch
 from tests.conftest import PHOTOS, SHARED, VANGOGH
 
-from sfumato.lab.artists import (
+from sfumato.lab.data.artists import (
     ARTISTS,
     BLOCK,
     JUDGE_CLASSES,

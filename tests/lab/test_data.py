@@ -11,21 +11,18 @@ import torch
 from PIL import Image
 from tests.conftest import SHARED
 
-from sfumato.lab.data import (
+from sfumato.lab.data.captions import (
     CIFAR_CLASSES,
     RELATED,
     SYNONYMS,
     TEMPLATES,
-    LabeledImages,
     caption_for,
     captions_for,
     contains_word,
-    load_cifar,
-    load_image_folder,
     prompt_for,
-    split_indices,
     with_article,
 )
+from sfumato.lab.data.datasets import LabeledImages, load_cifar, load_image_folder, split_indices
 
 CIFAR_ZIP = SHARED / "data" / "cifar10.zip"
 

@@ -8,15 +8,15 @@ import zlib
 import pytest
 import torch
 
-import sfumato.lab.train as train_mod
-from sfumato.lab.generator import (
+import sfumato.lab.models.training as train_mod
+from sfumato.lab.models.generator import (
     GeneratorConfig,
     LatentUNet,
     flow_matching_loss,
     num_parameters,
     sample,
 )
-from sfumato.lab.train import TrainConfig, finetune, load_checkpoint, load_generator, lr_at, train
+from sfumato.lab.models.training import TrainConfig, finetune, load_checkpoint, load_generator, lr_at, train
 
 T, D = 16, 384
 TINY = GeneratorConfig(width=16, channel_mults=(1, 2), blocks_per_level=1, heads=2, ff_mult=2)

@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 from tests.conftest import SHARED
 
-from sfumato.lab.data import CIFAR_CLASSES, LabeledImages, load_cifar
-from sfumato.lab.judges import (
+from sfumato.lab.data.captions import CIFAR_CLASSES
+from sfumato.lab.data.datasets import LabeledImages, load_cifar
+from sfumato.lab.judging.classifiers import (
     CHECKPOINT,
     METRICS,
     PRESETS,
@@ -22,8 +23,6 @@ from sfumato.lab.judges import (
     JudgeConfig,
     augment,
     build_judge,
-    frechet_between,
-    frechet_distance,
     judge_config,
     load_judge,
     lr_at,
@@ -31,6 +30,7 @@ from sfumato.lab.judges import (
     to_view,
     train_judge,
 )
+from sfumato.lab.judging.frechet import frechet_between, frechet_distance
 
 CIFAR_ZIP = SHARED / "data" / "cifar10.zip"
 TINY = {"pixel": (8, 8, 16, 16), "grey64": (8, 8, 16), "features": (8, 8, 16)}

@@ -9,8 +9,8 @@ import torch
 from tests.conftest import SHARED
 
 from sfumato.encoders import load_encoder
-from sfumato.lab.data import load_cifar
-from sfumato.lab.latents import cached_latents, encode_images, to_unit
+from sfumato.lab.data.datasets import load_cifar
+from sfumato.lab.models.latent_cache import cached_latents, encode_images, to_unit
 
 CIFAR_ZIP = SHARED / "data" / "cifar10.zip"
 

@@ -15,13 +15,14 @@ import pytest
 import torch
 from tests.conftest import PHOTOS, SHARED, VANGOGH, WEIGHTS
 
-import sfumato.lab.mimicry as mimicry_module
-from sfumato.lab.base import BaseSpec, train_base
-from sfumato.lab.generator import GeneratorConfig
-from sfumato.lab.mimicry import MimicryConfig, MimicryExperiment, parse_condition, prompt_for_artist
-from sfumato.lab.style_judge import STYLE_JUDGE, StyleJudgeSpec, load_style_judge, train_style_judge
-from sfumato.lab.text import TextEncoder
-from sfumato.lab.train import TrainConfig
+import sfumato.lab.mimicry.experiment as mimicry_module
+from sfumato.lab.judging.style_judge import STYLE_JUDGE, StyleJudgeSpec, load_style_judge, train_style_judge
+from sfumato.lab.mimicry.experiment import MimicryExperiment
+from sfumato.lab.mimicry.settings import MimicryConfig, parse_condition, prompt_for_artist
+from sfumato.lab.models.base import BaseSpec, train_base
+from sfumato.lab.models.generator import GeneratorConfig
+from sfumato.lab.models.text_encoder import TextEncoder
+from sfumato.lab.models.training import TrainConfig
 
 CIFAR_ZIP = SHARED / "data" / "cifar10.zip"
 pytestmark = pytest.mark.skipif(
@@ -322,7 +323,8 @@ def test_robust_and_views_cloaks_are_crafted_in_their_modes(
 
 
 def test_robustness_report_gathers_the_cloak_half(finished: MimicryExperiment, tmp_path: Path) -> None:
-    from sfumato.lab.robustness import _cloak_lines, cloak_protection
+    from sfumato.lab.robustness.experiment import cloak_protection
+    from sfumato.lab.robustness.report import _cloak_lines
 
     results = json.loads((finished.out / "results.json").read_text())
     purified = json.loads(json.dumps(results))

@@ -14,16 +14,19 @@ import pytest
 import torch
 from tests.conftest import SHARED, WEIGHTS
 
-from sfumato.lab.base import BaseSpec, base_quality, spec_for, train_base
-from sfumato.lab.craft import choose_anchors, make_poisons
-from sfumato.lab.data import load_cifar, prompt_for
-from sfumato.lab.generator import GeneratorConfig
-from sfumato.lab.judges import judge_config, load_judge, train_judge
-from sfumato.lab.poison_goals import goal_checks
-from sfumato.lab.poisoning import Experiment, PoisonConfig
-from sfumato.lab.report import fmt, score_run
-from sfumato.lab.text import TextEncoder
-from sfumato.lab.train import TrainConfig
+from sfumato.lab.data.captions import prompt_for
+from sfumato.lab.data.datasets import load_cifar
+from sfumato.lab.figures import fmt
+from sfumato.lab.judging.classifiers import judge_config, load_judge, train_judge
+from sfumato.lab.judging.scoring import score_run
+from sfumato.lab.models.base import BaseSpec, base_quality, spec_for, train_base
+from sfumato.lab.models.generator import GeneratorConfig
+from sfumato.lab.models.text_encoder import TextEncoder
+from sfumato.lab.models.training import TrainConfig
+from sfumato.lab.poison.craft import choose_anchors, make_poisons
+from sfumato.lab.poison.experiment import Experiment
+from sfumato.lab.poison.goals import goal_checks
+from sfumato.lab.poison.settings import PoisonConfig
 
 CIFAR_ZIP = SHARED / "data" / "cifar10.zip"
 pytestmark = pytest.mark.skipif(not CIFAR_ZIP.exists(), reason=f"CIFAR-10 zip not found at {CIFAR_ZIP}")
@@ -267,10 +270,10 @@ def test_cli_reports_a_finished_experiment(base: Path, workdir: Path, judges: li
 
 
 def test_gradient_poisons_steer_the_training_gradient(base: Path, workdir: Path, text: TextEncoder) -> None:
-    from sfumato.lab.autoencoder import load_lab_encoder
-    from sfumato.lab.data import captions_for
-    from sfumato.lab.gradient_match import GradientPoisoner, make_gradient_poisons
-    from sfumato.lab.train import load_generator
+    from sfumato.lab.data.captions import captions_for
+    from sfumato.lab.models.autoencoders import load_lab_encoder
+    from sfumato.lab.models.training import load_generator
+    from sfumato.lab.poison.gradient_match import GradientPoisoner, make_gradient_poisons
 
     dogs = load_cifar(CIFAR_ZIP, "train", classes=["dog"], per_class=3, progress=False).images
     cats = load_cifar(CIFAR_ZIP, "train", classes=["cat"], per_class=4, progress=False).images
@@ -314,7 +317,7 @@ def test_gradient_poisons_steer_the_training_gradient(base: Path, workdir: Path,
 
 
 def test_auc() -> None:
-    from sfumato.lab.robustness import auc
+    from sfumato.lab.robustness.experiment import auc
 
     assert auc(torch.tensor([0.0, 1.0]), torch.tensor([2.0, 3.0])) == 1.0
     assert auc(torch.tensor([2.0, 3.0]), torch.tensor([0.0, 1.0])) == 0.0
@@ -322,12 +325,13 @@ def test_auc() -> None:
 
 
 def test_robustness_experiment(base: Path, workdir: Path, judges: list, text: TextEncoder) -> None:
-    from sfumato.lab.robustness import RobustnessConfig, RobustnessExperiment
+    from sfumato.lab.robustness.experiment import RobustnessExperiment
+    from sfumato.lab.robustness.settings import RobustnessConfig
 
     main_out = workdir / "poison"
     if not (main_out / "settings.json").exists():
         pytest.skip("needs test_experiment_end_to_end's folder")
-    from sfumato.lab.poisoning import load_settings
+    from sfumato.lab.poison.settings import load_settings
 
     config = RobustnessConfig(
         poison=load_settings(main_out), dose=3, countermeasures=("jpeg75",), methods=("shade", "shade-robust")
@@ -369,7 +373,7 @@ def test_transfer_trains_a_private_generator_on_the_attackers_poisons(
     from dataclasses import replace
 
     from sfumato.cli import main
-    from sfumato.lab.private import PrivateConfig, train_private_autoencoder
+    from sfumato.lab.models.private_autoencoder import PrivateConfig, train_private_autoencoder
 
     # The attacker: poisons crafted against FLUX.2 toward anchors its own (tiny) generator drew.
     attacker_config = PoisonConfig(

@@ -7,8 +7,13 @@ from pathlib import Path
 
 import torch
 
-from sfumato.lab.autoencoder import load_lab_decoder, load_lab_encoder
-from sfumato.lab.private import PrivateConfig, load_private, reconstruction_psnr, train_private_autoencoder
+from sfumato.lab.models.autoencoders import load_lab_decoder, load_lab_encoder
+from sfumato.lab.models.private_autoencoder import (
+    PrivateConfig,
+    load_private,
+    reconstruction_psnr,
+    train_private_autoencoder,
+)
 
 
 def _images(n: int, seed: int = 0) -> torch.Tensor:

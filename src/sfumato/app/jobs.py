@@ -71,13 +71,13 @@ def parse_job_request(body: object, store: Store) -> JobRequest:
     """Check a posted job (JSON object) against the presets and the uploads on record."""
     if not isinstance(body, dict):
         raise JobRequestError("the request must be a JSON object")
-    mode = _choice(body, "mode", MODES, None)
-    intensity = _choice(body, "intensity", tuple(INTENSITY["jnd"]), "default")
-    speed = _choice(body, "speed", tuple(SPEED), "default")
+    mode = pick(body, "mode", MODES, None)
+    intensity = pick(body, "intensity", tuple(INTENSITY["jnd"]), "default")
+    speed = pick(body, "speed", tuple(SPEED), "default")
     images = _uploads(body, "images", store)
     options: dict[str, Any] = {"intensity": intensity}
     if mode == "cloak":
-        options["style"] = _choice(body, "style", ("auto", *STYLE_NAMES), "auto")
+        options["style"] = pick(body, "style", ("auto", *STYLE_NAMES), "auto")
     else:
         options["concept"] = _concept(body, "concept")
         options["as_concept"] = _concept(body, "as_concept")
@@ -91,7 +91,7 @@ def parse_job_request(body: object, store: Store) -> JobRequest:
     return JobRequest(mode, speed, images, options)
 
 
-def _choice(body: dict[str, Any], key: str, allowed: tuple[str, ...], default: str | None) -> str:
+def pick(body: dict[str, Any], key: str, allowed: tuple[str, ...], default: str | None) -> str:
     value = body.get(key, default)
     if value not in allowed:
         raise JobRequestError(f"{key} must be one of {', '.join(allowed)}, not {value!r}")

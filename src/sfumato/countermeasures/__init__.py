@@ -207,7 +207,7 @@ def _tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch
 
 def _roundtrip(encoder: torch.nn.Module, decoder: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """decode(encode(x)) at x's size: reflect-padded to the encoder's multiple, cropped back."""
-    from sfumato.optimise import pad_to_multiple
+    from sfumato.encoders.ensemble import pad_to_multiple
 
     h, w = x.shape[-2:]
     xp = pad_to_multiple(x, getattr(encoder, "multiple", 8))

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 if TYPE_CHECKING:
     from sfumato.countermeasures.differentiable import RobustTransform as Transform
-    from sfumato.optimise import Ensemble
+    from sfumato.encoders.ensemble import Ensemble
 
 Box = tuple[int, int, int, bool, str]  # top, left, side, mirrored, interpolation mode
 VIEWS_STEP_FACTOR = 3  # times the speed preset's steps: each step sees only a few views of the image

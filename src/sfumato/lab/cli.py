@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sfumato.cli import eps_option
+from sfumato.options import eps_option
 
 EXIT_OK, EXIT_FAILED = 0, 1
 VOTERS = ("pixel", "grey64")
@@ -56,14 +56,14 @@ def _setup(args: argparse.Namespace) -> None:
 
 
 def _zip(args: argparse.Namespace) -> Path:
-    from sfumato.lab.base import cifar_zip
+    from sfumato.lab.models.base import cifar_zip
 
     return cifar_zip(args.shared)
 
 
 def load_judges(workdir: Path) -> tuple[list[Any], Any | None]:
     """The trained voters and the feature network found in ``workdir/judges`` (missing ones skipped)."""
-    from sfumato.lab.judges import load_judge
+    from sfumato.lab.judging.classifiers import load_judge
 
     voters = [
         load_judge(workdir / "judges" / n)
@@ -76,8 +76,8 @@ def load_judges(workdir: Path) -> tuple[list[Any], Any | None]:
 
 
 def _cmd_judges(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from sfumato.lab.data import load_cifar
-    from sfumato.lab.judges import judge_config, train_judge
+    from sfumato.lab.data.datasets import load_cifar
+    from sfumato.lab.judging.classifiers import judge_config, train_judge
 
     _setup(args)
     zip_path = _zip(args)
@@ -93,7 +93,7 @@ def _cmd_judges(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 
 def _cmd_train_base(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from sfumato.lab.base import base_quality, spec_for, train_base
+    from sfumato.lab.models.base import base_quality, spec_for, train_base
 
     _setup(args)
     try:
@@ -118,7 +118,7 @@ def _cmd_train_base(args: argparse.Namespace, parser: argparse.ArgumentParser) -
 
 
 def _base_checkpoint(args: argparse.Namespace) -> Path:
-    from sfumato.lab.base import spec_for
+    from sfumato.lab.models.base import spec_for
 
     if args.base:
         return Path(args.base)
@@ -144,8 +144,9 @@ def _run_and_report(exp: Any, args: argparse.Namespace) -> int:
 
 
 def _cmd_poison(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from sfumato.lab.base import spec_for
-    from sfumato.lab.poisoning import Experiment, PoisonConfig, load_settings
+    from sfumato.lab.models.base import spec_for
+    from sfumato.lab.poison.experiment import Experiment
+    from sfumato.lab.poison.settings import PoisonConfig, load_settings
 
     _setup(args)
     try:
@@ -186,8 +187,8 @@ def _transfer_config(args: argparse.Namespace, checkpoint: Path) -> Any:
     """A transfer experiment: the attacker's poison settings, this run's generator and schedule."""
     from dataclasses import replace
 
-    from sfumato.lab.base import spec_for, spec_from_dict
-    from sfumato.lab.poisoning import load_settings
+    from sfumato.lab.models.base import spec_for, spec_from_dict
+    from sfumato.lab.poison.settings import load_settings
 
     attacker = load_settings(args.poisons_from)
     # The victim's base may be trained with its own settings (steps): record the spec it was trained with.
@@ -206,9 +207,10 @@ def _transfer_config(args: argparse.Namespace, checkpoint: Path) -> Any:
 
 
 def _cmd_robustness(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from sfumato.lab.base import spec_for
-    from sfumato.lab.poisoning import PoisonConfig, load_settings
-    from sfumato.lab.robustness import NONE, RobustnessConfig, RobustnessExperiment
+    from sfumato.lab.models.base import spec_for
+    from sfumato.lab.poison.settings import PoisonConfig, load_settings
+    from sfumato.lab.robustness.experiment import RobustnessExperiment
+    from sfumato.lab.robustness.settings import NONE, RobustnessConfig
 
     _setup(args)
     try:
@@ -240,10 +242,10 @@ def _cmd_robustness(args: argparse.Namespace, parser: argparse.ArgumentParser) -
 
 
 def _cmd_finetune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from sfumato.lab.base import latents_for
-    from sfumato.lab.data import load_captioned_folder
-    from sfumato.lab.text import TextEncoder
-    from sfumato.lab.train import TrainConfig, finetune, load_checkpoint
+    from sfumato.lab.data.datasets import load_captioned_folder
+    from sfumato.lab.models.base import latents_for
+    from sfumato.lab.models.text_encoder import TextEncoder
+    from sfumato.lab.models.training import TrainConfig, finetune, load_checkpoint
 
     _setup(args)
     try:
@@ -278,10 +280,10 @@ def _cmd_finetune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
 def _cmd_private(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import torch
 
-    from sfumato.lab.base import LAB_CLASSES
-    from sfumato.lab.data import load_cifar
-    from sfumato.lab.latents import to_unit
-    from sfumato.lab.private import PrivateConfig, train_private_autoencoder
+    from sfumato.lab.data.datasets import load_cifar
+    from sfumato.lab.models.base import LAB_CLASSES
+    from sfumato.lab.models.latent_cache import to_unit
+    from sfumato.lab.models.private_autoencoder import PrivateConfig, train_private_autoencoder
 
     _setup(args)
     zip_path = _zip(args)
@@ -305,7 +307,7 @@ def _cmd_private(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
 
 
 def _cmd_style_judge(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from sfumato.lab.style_judge import StyleJudgeSpec, train_style_judge
+    from sfumato.lab.judging.style_judge import StyleJudgeSpec, train_style_judge
 
     _setup(args)
     spec = StyleJudgeSpec()
@@ -322,9 +324,10 @@ def _cmd_style_judge(args: argparse.Namespace, parser: argparse.ArgumentParser) 
 
 
 def _cmd_mimicry(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from sfumato.lab.base import spec_for
-    from sfumato.lab.mimicry import MimicryConfig, MimicryExperiment, load_settings
-    from sfumato.lab.style_judge import load_style_judge, train_style_judge
+    from sfumato.lab.judging.style_judge import load_style_judge, train_style_judge
+    from sfumato.lab.mimicry.experiment import MimicryExperiment
+    from sfumato.lab.mimicry.settings import MimicryConfig, load_settings
+    from sfumato.lab.models.base import spec_for
 
     _setup(args)
     try:

@@ -17,9 +17,9 @@ from typing import Any, Protocol
 
 import torch
 
-from sfumato.lab.evaluate import TextFn, generate
+from sfumato.lab.judging.evaluation import TextFn, generate
+from sfumato.lab.models.training import TrainConfig, finetune, load_generator
 from sfumato.lab.storage import atomic_torch_save
-from sfumato.lab.train import TrainConfig, finetune, load_generator
 
 
 class FinetuneSettings(Protocol):

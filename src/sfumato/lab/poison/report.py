@@ -6,16 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
-from PIL import Image, ImageDraw
-
 from sfumato.imageio import atomic_write_text
-from sfumato.lab.data import prompt_for
-from sfumato.lab.poison_goals import goal_checks, goal_table
-from sfumato.lab.report import dose_response_plot, fmt, image_grid, save_png
-
-GRID_DOSES = (0, 50, 200)
-GRID_IMAGES = 16
+from sfumato.lab.data.captions import prompt_for
+from sfumato.lab.figures import fmt, save_png
+from sfumato.lab.poison.figures import dose_response_plot, sample_grid
+from sfumato.lab.poison.goals import goal_checks, goal_table
 
 
 def _setting(length: int, guidance: float) -> str:
@@ -88,39 +83,6 @@ def _bleed_table(results: dict[str, Any], setting: str, judge: str) -> list[str]
     return lines
 
 
-def _label(img: Image.Image, text: str, width: int = 170) -> Image.Image:
-    out = Image.new("RGB", (img.width + width, img.height), "white")
-    out.paste(img, (width, 0))
-    ImageDraw.Draw(out).text((4, img.height // 2 - 6), text, fill="black")
-    return out
-
-
-def sample_grid(exp: Any, setting: str, source_prompt: str) -> Image.Image | None:
-    rows = []
-    doses = [d for d in exp.config.doses if d in GRID_DOSES]
-    if doses in ([], [0]):  # a folder without N = 50 or 200 shows the doses it has
-        doses = list(exp.config.doses)
-    for method in ["clean", *exp.config.methods]:
-        for dose in doses:
-            if (method == "clean") != (dose == 0):
-                continue
-            folder = exp.run_dir(method, dose, exp.config.seeds[0])
-            path = folder / f"samples-{setting}.pt"
-            if not path.exists():
-                continue
-            images = torch.load(path, weights_only=True)[source_prompt][:GRID_IMAGES]
-            label = "no poison" if dose == 0 else f"{method}, N={dose}"
-            rows.append(_label(image_grid(images, columns=GRID_IMAGES, scale=1), label))
-    if not rows:
-        return None
-    canvas = Image.new("RGB", (max(r.width for r in rows), sum(r.height for r in rows)), "white")
-    y = 0
-    for r in rows:
-        canvas.paste(r, (0, y))
-        y += r.height
-    return canvas
-
-
 def _transfer_lines(transfer: dict[str, Any] | None) -> list[str]:
     if not transfer:
         return []
@@ -159,102 +121,166 @@ def _transfer_table(results: dict[str, Any], setting: str, prompt: str, target: 
     return lines
 
 
-def write_poison_report(exp: Any, results: dict[str, Any]) -> None:
-    c = results["settings"]
-    source, target = c["source"], c["target"]
-    source_prompt = prompt_for(source)
-    judges = list(results["judges"])
-    final = max(c["finetune_steps"])
-    main = _setting(final, c["guidance"][0])
-    lines = [
-        f"# Poisoning: {source} -> {target}",
+class _Context:
+    """What every section reads: the settings, the pair, the judges and the main setting's key."""
+
+    def __init__(self, results: dict[str, Any]) -> None:
+        self.results = results
+        self.c = results["settings"]
+        self.source, self.target = self.c["source"], self.c["target"]
+        self.source_prompt = prompt_for(self.source)
+        self.judges = list(results["judges"])
+        self.final = max(self.c["finetune_steps"])
+        self.guidance = self.c["guidance"][0]
+        self.main = _setting(self.final, self.guidance)
+
+
+def _intro(x: _Context) -> list[str]:
+    c, results = x.c, x.results
+    accuracy = " / ".join(
+        f"{100 * float(results['judges'][j].get('test_accuracy', float('nan'))):.1f} %" for j in x.judges
+    )
+    return [
+        f"# Poisoning: {x.source} -> {x.target}",
         "",
         f"Fine-tuning the base generator on {c['clean_per_class']} clean CIFAR-10 images per class "
-        f"({', '.join(c['base']['classes'])}) plus N poisoned '{source}' images captioned as '{source}'. "
+        f"({', '.join(c['base']['classes'])}) plus N poisoned '{x.source}' images captioned as '{x.source}'. "
         f"{c['samples']} images per prompt and setting, seeds {c['seeds']} (mean ± spread over the seeds "
-        f"that finished), judged by {' / '.join(judges)} (test accuracy "
-        + " / ".join(
-            f"{100 * float(results['judges'][j].get('test_accuracy', float('nan'))):.1f} %" for j in judges
-        )
+        f"that finished), judged by {' / '.join(x.judges)} (test accuracy "
+        + accuracy
         + "). Settings: `settings.json`; every figure: `results.json`.",
         *_transfer_lines(results.get("transfer")),
         "",
-        f"## Goal figures (guidance {c['guidance'][0]:g}, {final} fine-tuning steps)",
+    ]
+
+
+def _goals(x: _Context) -> list[str]:
+    return [
+        f"## Goal figures (guidance {x.guidance:g}, {x.final} fine-tuning steps)",
         "",
-        *goal_table(goal_checks(results, main, source_prompt)),
+        *goal_table(goal_checks(x.results, x.main, x.source_prompt)),
         "",
+    ]
+
+
+def _poisons(x: _Context) -> list[str]:
+    lines = [
         "## Poisons",
         "",
         "| method | latent distance to anchor closed | PSNR (dB) | seconds per image |",
         "|---|---:|---:|---:|",
     ]
-    for m, st in results["poisons"].items():
+    for m, st in x.results["poisons"].items():
         lines.append(
             f"| {m} | {st['closed_mean']:.3f} ± {st['closed_std']:.3f} | {st['psnr_mean']:.1f} "
             f"(min {st['psnr_min']:.1f}) | {st['seconds_per_image']:.2f} |"
         )
     lines.append("| dirty | (real target images, mislabelled) | – | – |")
-    for g in c["guidance"]:
-        s = _setting(final, g)
+    return lines
+
+
+def _attack_success(x: _Context) -> list[str]:
+    lines: list[str] = []
+    for g in x.c["guidance"]:
+        s = _setting(x.final, g)
         lines += [
             "",
-            f"## Attack success: '{source_prompt}' drawn as {target} (guidance {g:g}, "
-            f"{final} fine-tuning steps)",
+            f"## Attack success: '{x.source_prompt}' drawn as {x.target} (guidance {g:g}, "
+            f"{x.final} fine-tuning steps)",
             "",
-            *_share_table(results, s, source_prompt, target),
+            *_share_table(x.results, s, x.source_prompt, x.target),
             "",
-            f"Still drawn as {source}:",
+            f"Still drawn as {x.source}:",
             "",
-            *_share_table(results, s, source_prompt, source),
+            *_share_table(x.results, s, x.source_prompt, x.source),
         ]
-    if results.get("transfer"):
-        lines += [
-            "",
-            f"## Transfer: '{source_prompt}' drawn as {target}, attacker's generator vs this one "
-            f"(guidance {c['guidance'][0]:g}, {final} fine-tuning steps)",
-            "",
-            *_transfer_table(results, main, source_prompt, target),
-        ]
-    lines += [
+    return lines
+
+
+def _transfer(x: _Context) -> list[str]:
+    if not x.results.get("transfer"):
+        return []
+    return [
         "",
-        f"## Fréchet distance of '{source_prompt}' images to real {target} / real {source} images "
-        f"(feature network, guidance {c['guidance'][0]:g})",
+        f"## Transfer: '{x.source_prompt}' drawn as {x.target}, attacker's generator vs this one "
+        f"(guidance {x.guidance:g}, {x.final} fine-tuning steps)",
         "",
-        *_frechet_table(results, main, source, target),
+        *_transfer_table(x.results, x.main, x.source_prompt, x.target),
     ]
-    for judge in judges:
+
+
+def _frechet(x: _Context) -> list[str]:
+    return [
+        "",
+        f"## Fréchet distance of '{x.source_prompt}' images to real {x.target} / real {x.source} images "
+        f"(feature network, guidance {x.guidance:g})",
+        "",
+        *_frechet_table(x.results, x.main, x.source, x.target),
+    ]
+
+
+def _bleed_through(x: _Context) -> list[str]:
+    lines: list[str] = []
+    for judge in x.judges:
         lines += [
             "",
-            f"## Bleed-through (judge {judge}, guidance {c['guidance'][0]:g})",
+            f"## Bleed-through (judge {judge}, guidance {x.guidance:g})",
             "",
-            *_bleed_table(results, main, judge),
+            *_bleed_table(x.results, x.main, judge),
         ]
-    if len(c["finetune_steps"]) > 1:
-        lines += ["", "## Fine-tuning length (guidance {:g})".format(c["guidance"][0]), ""]
-        for length in c["finetune_steps"]:
-            lines += [
-                f"After {length} steps:",
-                "",
-                *_share_table(results, _setting(length, c["guidance"][0]), source_prompt, target),
-                "",
-            ]
+    return lines
+
+
+def _finetuning_length(x: _Context) -> list[str]:
+    if len(x.c["finetune_steps"]) == 1:
+        return []
+    lines = ["", f"## Fine-tuning length (guidance {x.guidance:g})", ""]
+    for length in x.c["finetune_steps"]:
+        lines += [
+            f"After {length} steps:",
+            "",
+            *_share_table(x.results, _setting(length, x.guidance), x.source_prompt, x.target),
+            "",
+        ]
+    return lines
+
+
+def _figures(x: _Context, exp: Any) -> list[str]:
+    """Draws the dose-response plot and the sample grid into the experiment folder; their Markdown."""
     dose_response_plot(
-        results["summary"],
-        main,
-        judges,
-        source_prompt,
-        target,
+        x.results["summary"],
+        x.main,
+        x.judges,
+        x.source_prompt,
+        x.target,
         exp.out / "dose_response.png",
-        f"'{source_prompt}' -> {target} (guidance {c['guidance'][0]:g})",
+        f"'{x.source_prompt}' -> {x.target} (guidance {x.guidance:g})",
     )
-    lines += ["", "![dose response](dose_response.png)", ""]
-    grid = sample_grid(exp, main, source_prompt)
+    lines = ["", "![dose response](dose_response.png)", ""]
+    grid = sample_grid(exp, x.main, x.source_prompt)
     if grid is not None:
         save_png(grid, exp.out / "samples.png")
         lines += [
-            f"Images drawn for '{source_prompt}' (seed {c['seeds'][0]}):",
+            f"Images drawn for '{x.source_prompt}' (seed {x.c['seeds'][0]}):",
             "",
             "![samples](samples.png)",
             "",
         ]
+    return lines
+
+
+def write_poison_report(exp: Any, results: dict[str, Any]) -> None:
+    """``report.md`` (goals first, then tables), ``dose_response.png`` and ``samples.png`` in ``exp.out``."""
+    x = _Context(results)
+    lines = [
+        *_intro(x),
+        *_goals(x),
+        *_poisons(x),
+        *_attack_success(x),
+        *_transfer(x),
+        *_frechet(x),
+        *_bleed_through(x),
+        *_finetuning_length(x),
+        *_figures(x, exp),
+    ]
     atomic_write_text(exp.out / "report.md", "\n".join(lines) + "\n")

@@ -1,4 +1,4 @@
-"""Training and fine-tuning the lab's generator (:mod:`sfumato.lab.generator`), resumably.
+"""Training and fine-tuning the lab's generator (:mod:`sfumato.lab.models.generator`), resumably.
 
 :func:`train` fits a :class:`~sfumato.lab.generator.LatentUNet` to ``(latents, captions)`` by flow
 matching: AdamW, linear warm-up then cosine decay, gradient clipping, caption dropout for classifier-free
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from sfumato.lab.generator import GeneratorConfig, LatentUNet, flow_matching_loss, latent_stats
+from sfumato.lab.models.generator import GeneratorConfig, LatentUNet, flow_matching_loss, latent_stats
 from sfumato.lab.storage import atomic_torch_save, trim_log
 
 CHECKPOINT = "checkpoint.pt"

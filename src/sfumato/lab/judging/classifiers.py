@@ -36,8 +36,7 @@ Fréchet distance (:func:`frechet_distance`): ``||mu_a - mu_b||^2 + tr(S_a + S_b
 from the two sets' means and covariances, in float64, with the trace of the matrix square root taken
 from the eigenvalues of the symmetric ``S_a^(1/2) S_b S_a^(1/2)`` (negative round-off clipped), which
 needs no complex cleanup and is exact for singular covariances (fewer images than features). Like
-FID, it is biased upwards for small sets: compare distances computed from sets of equal size.
-"""
+FID, it is biased upwards for small sets: compare distances computed from sets of equal size."""
 
 from __future__ import annotations
 
@@ -56,7 +55,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sfumato.imageio import atomic_write_bytes
-from sfumato.lab.data import LabeledImages
+from sfumato.lab.data.datasets import LabeledImages
 from sfumato.lab.storage import atomic_torch_save, trim_log
 
 CHECKPOINT = "checkpoint.pt"
@@ -164,9 +163,6 @@ def judge_config(preset: str, **overrides: Any) -> JudgeConfig:
     return replace(PRESETS[preset], **overrides)
 
 
-# -- views -------------------------------------------------------------------------------------------
-
-
 def to_view(images: torch.Tensor, view: str) -> torch.Tensor:
     """RGB images (B, 3, H, W) (uint8 [0, 255] or float [0, 1]) -> a judge's input view, float [0, 1].
 
@@ -218,9 +214,6 @@ def augment(x: torch.Tensor, config: JudgeConfig, generator: torch.Generator) ->
             x = (x - grey) * factor() + grey
         x = x.clamp(0.0, 1.0)
     return x.contiguous()
-
-
-# -- networks ----------------------------------------------------------------------------------------
 
 
 def _conv_bn(cin: int, cout: int, k: int = 3) -> nn.Sequential:
@@ -299,9 +292,6 @@ def build_judge(config: JudgeConfig, num_classes: int = 10) -> JudgeNet:
 
 def num_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-# -- the judge ---------------------------------------------------------------------------------------
 
 
 class Judge:
@@ -409,9 +399,6 @@ def _load_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
     if not isinstance(ck, dict) or ck.get("format") != FORMAT:
         raise ValueError(f"{path} is not a sfumato lab judge checkpoint")
     return ck
-
-
-# -- training ----------------------------------------------------------------------------------------
 
 
 def _seed(seed: int, epoch: int, salt: int) -> int:
@@ -606,40 +593,3 @@ def train_judge(
             },
         )
     return ckpt_path
-
-
-# -- Fréchet distance --------------------------------------------------------------------------------
-
-
-def _sqrt_psd(m: np.ndarray) -> np.ndarray:
-    vals, vecs = np.linalg.eigh((m + m.T) / 2)
-    return (vecs * np.sqrt(np.clip(vals, 0.0, None))) @ vecs.T
-
-
-def frechet_distance(feats_a: torch.Tensor | np.ndarray, feats_b: torch.Tensor | np.ndarray) -> float:
-    """The Fréchet distance between Gaussians fitted to two sets of features (N_a, D) and (N_b, D).
-
-    ``||mu_a - mu_b||^2 + tr(S_a) + tr(S_b) - 2 tr((S_a S_b)^(1/2))`` with unbiased covariances, in
-    float64; ``tr((S_a S_b)^(1/2))`` is the sum of the square roots of the eigenvalues of the symmetric
-    PSD matrix ``S_a^(1/2) S_b S_a^(1/2)`` (same spectrum), round-off below zero clipped. Each set needs
-    at least 2 rows; fewer rows than features is allowed (singular covariances).
-    """
-    a = np.asarray(torch.as_tensor(feats_a).detach().cpu().double().numpy())
-    b = np.asarray(torch.as_tensor(feats_b).detach().cpu().double().numpy())
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-        raise ValueError(f"features must be (N, D) with one D, got {a.shape} and {b.shape}")
-    if a.shape[0] < 2 or b.shape[0] < 2:
-        raise ValueError("each set needs at least 2 feature vectors")
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
-    root_a = _sqrt_psd(cov_a)
-    middle = root_a @ cov_b @ root_a
-    cross = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0.0, None)).sum()
-    diff = mu_a - mu_b
-    value = float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2.0 * cross)
-    return max(value, 0.0)
-
-
-def frechet_between(judge: Judge, images_a: torch.Tensor, images_b: torch.Tensor) -> float:
-    """:func:`frechet_distance` of two image sets in ``judge``'s penultimate feature space."""
-    return frechet_distance(judge.features(images_a), judge.features(images_b))

@@ -23,9 +23,10 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from sfumato.budget import make_budget
-from sfumato.lab.craft import PoisonBatch, as_unit, closed_fraction, encode_with
-from sfumato.lab.generator import LatentUNet, flow_matching_loss
-from sfumato.optimise import SPEED, Ensemble, attack
+from sfumato.encoders.ensemble import Ensemble
+from sfumato.lab.models.generator import LatentUNet, flow_matching_loss
+from sfumato.lab.poison.craft import PoisonBatch, as_unit, closed_fraction, encode_with
+from sfumato.optimise import SPEED, attack
 
 DRAWS = 2  # noise/time draws per poison per step
 TARGET_DRAWS = 4  # draws per anchor for the target gradient

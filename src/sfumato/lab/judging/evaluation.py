@@ -14,8 +14,9 @@ from typing import Any
 
 import torch
 
-from sfumato.lab.generator import LatentUNet, sample
-from sfumato.lab.judges import Judge, frechet_between
+from sfumato.lab.judging.classifiers import Judge
+from sfumato.lab.judging.frechet import frechet_between
+from sfumato.lab.models.generator import LatentUNet, sample
 
 TextFn = Callable[[list[str]], tuple[torch.Tensor, torch.Tensor]]
 

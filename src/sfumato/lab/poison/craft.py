@@ -22,7 +22,8 @@ import torch
 from sfumato.budget import make_budget
 from sfumato.countermeasures.differentiable import ROBUST_RECIPE, ROBUST_STEP_FACTOR
 from sfumato.encoders import load_encoder
-from sfumato.optimise import SPEED, Ensemble, attack
+from sfumato.encoders.ensemble import Ensemble
+from sfumato.optimise import SPEED, attack
 
 
 @dataclass

@@ -28,9 +28,9 @@ from typing import Any
 import torch
 
 from sfumato.imageio import atomic_write_text
-from sfumato.lab.artists import JUDGE_CLASSES, VIEW_SIZE, WORK_SIZE, spread, views_of, works
-from sfumato.lab.data import LabeledImages
-from sfumato.lab.judges import METRICS, Judge, JudgeConfig, load_judge, train_judge
+from sfumato.lab.data.artists import JUDGE_CLASSES, VIEW_SIZE, WORK_SIZE, spread, views_of, works
+from sfumato.lab.data.datasets import LabeledImages
+from sfumato.lab.judging.classifiers import METRICS, Judge, JudgeConfig, load_judge, train_judge
 from sfumato.lab.storage import atomic_torch_save
 
 STYLE_JUDGE = JudgeConfig(

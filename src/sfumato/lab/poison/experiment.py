@@ -9,21 +9,23 @@ prompts and unrelated prompts and judge them. Poisoning methods:
   the target prompt (the Nightshade recipe);
 - ``shade-real``: the same, toward real target-class training images (never used for evaluation);
 - ``shade-gm``: source images shaded so that the base generator's training gradient on them, captioned
-  as the source, matches its gradient on those anchors (gradient matching, :mod:`sfumato.lab.gradient_match`):
-  an attacker holding the base generator's weights, aiming at the fine-tuning rather than the latents;
+  as the source, matches its gradient on those anchors (gradient matching,
+  :mod:`sfumato.lab.poison.gradient_match`): an attacker holding the base generator's weights, aiming
+  at the fine-tuning rather than the latents;
 - ``shade-robust``: ``shade`` crafted in the engine's robust mode (``--robust``: optimised through random
   JPEG, resizing, blur and noise), for training sets that a scraper has compressed or purified;
 - ``dirty``: the baseline, real target-class images captioned as the source (plain mislabelling).
 
 A ``countermeasure`` (any of :data:`sfumato.countermeasures.COUNTERMEASURES`) models a scraper that
 compresses or purifies everything it collects: it is applied to every fine-tuning image, clean and
-poisoned alike, before encoding (see :mod:`sfumato.lab.robustness`).
+poisoned alike, before encoding (see :mod:`sfumato.lab.robustness.experiment`).
 
 Doses are nested (the first N of one fixed poison set). Runs are independent folders under
 ``out/runs/<method>/N<dose>/seed<seed>``; each keeps its generated images (``samples-*.pt``) and its
 ``run.json``; the fine-tuned weights are deleted once sampled (hundreds of MB each). A rerun skips what is
 done, so the experiment resumes after an interruption. :func:`score` judges every run's images and
-:mod:`sfumato.lab.report` turns them into ``results.json``, ``report.md`` and plots.
+:mod:`sfumato.lab.judging.scoring` and :mod:`sfumato.lab.poison.report` turn them into ``results.json``,
+``report.md`` and plots.
 """
 
 from __future__ import annotations
@@ -31,141 +33,36 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from sfumato.imageio import atomic_write_text
-from sfumato.lab.autoencoder import load_lab_decoder
-from sfumato.lab.base import BaseSpec, latents_for
-from sfumato.lab.data import RELATED, captions_for, load_cifar, prompt_for
-from sfumato.lab.evaluate import DEFAULT_GUIDANCE, SAMPLER_STEPS, generate
+from sfumato.lab.data.captions import captions_for, prompt_for
+from sfumato.lab.data.datasets import load_cifar
 from sfumato.lab.finetune_runs import finetune_and_sample
-from sfumato.lab.latents import to_unit
+from sfumato.lab.judging.evaluation import generate
+from sfumato.lab.models.autoencoders import load_lab_decoder
+from sfumato.lab.models.base import latents_for
+from sfumato.lab.models.latent_cache import to_unit
+from sfumato.lab.models.text_encoder import TextEncoder
+from sfumato.lab.models.training import load_generator
+from sfumato.lab.poison.settings import (
+    ANCHOR_OFFSET,
+    ANCHOR_SET,
+    GROWABLE,
+    POISON_CHUNK,
+    POISON_OFFSET,
+    PoisonConfig,
+    crafted_chunks,
+)
 from sfumato.lab.storage import atomic_torch_save, merge_folder_settings
-from sfumato.lab.text import TextEncoder
-from sfumato.lab.train import load_generator
 
 if TYPE_CHECKING:
-    from sfumato.lab.gradient_match import GradientPoisoner
-
-METHODS = ("shade", "shade-gm", "shade-robust", "shade-real", "dirty")
-# method -> the anchor set it aims at
-ANCHOR_SET = {"shade": "shade", "shade-gm": "shade", "shade-robust": "shade", "shade-real": "shade-real"}
-POISON_OFFSET = 1000  # CIFAR-10 train index where the poison sources (and dirty-label images) start
-ANCHOR_OFFSET = 2000  # where the real anchors for shade-real start
-POISON_CHUNK = 50  # poisons crafted (and saved) per chunk
-
-
-@dataclass
-class PoisonConfig:
-    """Everything that determines the experiment's figures (written beside them as ``settings.json``)."""
-
-    source: str = "dog"
-    target: str = "cat"
-    related: tuple[str, ...] = ()  # empty: RELATED[source]
-    unrelated: tuple[str, ...] = ("truck", "ship")
-    doses: tuple[int, ...] = (0, 25, 50, 100, 200, 400)
-    methods: tuple[str, ...] = METHODS
-    seeds: tuple[int, ...] = (0, 1, 2)
-    clean_per_class: int = 200
-    samples: int = 200  # images per prompt per evaluation
-    guidance: tuple[float, ...] = (DEFAULT_GUIDANCE, 1.0)
-    sampler_steps: int = SAMPLER_STEPS
-    finetune_steps: tuple[int, ...] = (200, 400)  # evaluated at each; constant learning rate after warm-up
-    finetune_batch: int = 64
-    finetune_lr: float = 1e-4
-    poison_pool: int = 400  # poisons per method; a dose takes the first N
-    anchor_candidates: int = 400  # generated (shade) or real (shade-real) target images poisons may aim at
-    poison_encoders: tuple[str, ...] = ("flux2",)
-    intensity: str = "high"
-    budget: str = "jnd"
-    poison_steps: int = 48
-    poison_eps: float | None = None  # override of the budget preset's L-inf bound (0..1 units)
-    countermeasure: str = ""  # applied to every fine-tuning image ("": none)
-    # The attacker's experiment folder whose poison pool is used as is ("": craft against this base).
-    # Set for the transfer test: poisons made against public encoders, trained on by a private generator.
-    poisons_from: str = ""
-    base: BaseSpec = field(default_factory=BaseSpec)
-
-    def __post_init__(self) -> None:
-        self.related = tuple(self.related) or tuple(RELATED[self.source])
-        for m in self.methods:
-            if m not in METHODS:
-                raise ValueError(f"unknown poisoning method {m!r}; known: {', '.join(METHODS)}")
-        for c in (self.source, self.target):
-            if c not in self.base.classes:
-                raise ValueError(
-                    f"{c!r} is not one of the base generator's classes {list(self.base.classes)}"
-                )
-        if self.countermeasure:
-            from sfumato.countermeasures import check_name
-
-            check_name(self.countermeasure)
-        if max(self.doses) > self.poison_pool:
-            raise ValueError(f"the largest dose {max(self.doses)} exceeds poison_pool {self.poison_pool}")
-        if sorted(self.finetune_steps) != list(self.finetune_steps) or not self.finetune_steps:
-            raise ValueError("finetune_steps must be increasing")
-
-    @property
-    def pair(self) -> str:
-        return f"{self.source}-to-{self.target}"
-
-    def poison_settings(self) -> dict[str, Any]:
-        """The settings a poison pool depends on: pools agreeing on these can be shared."""
-        keys = ("source", "target", "poison_pool", "anchor_candidates", "poison_encoders")
-        keys += ("intensity", "budget", "poison_steps", "poison_eps", "sampler_steps")
-        return {k: v for k, v in self.to_dict().items() if k in keys} | {"base": self.base.to_dict()}
-
-    def prompts(self) -> dict[str, str]:
-        """Evaluation prompts and their role: source, related, unrelated."""
-        out = {prompt_for(self.source): "source"}
-        out.update({prompt_for(w): "related" for w in self.related})
-        out.update({prompt_for(w): "unrelated" for w in self.unrelated})
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["base"] = self.base.to_dict()
-        for k, v in d.items():
-            if isinstance(v, tuple):
-                d[k] = list(v)
-        # Unset options are left out, so folders made before they existed keep their settings.
-        if not d["countermeasure"]:
-            del d["countermeasure"]
-        if d["poison_eps"] is None:
-            del d["poison_eps"]
-        if not d["poisons_from"]:
-            del d["poisons_from"]
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> PoisonConfig:
-        from sfumato.lab.base import spec_from_dict
-
-        d = dict(d)
-        d["base"] = spec_from_dict(d["base"])
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
-
-
-def load_settings(out: str | Path) -> PoisonConfig:
-    """The configuration an experiment folder was run with."""
-    path = Path(out) / "settings.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: not an experiment folder")
-    return PoisonConfig.from_dict(json.loads(path.read_text()))
-
-
-def crafted_chunks(pool: str | Path, method: str) -> list[dict[str, Any]]:
-    """The saved chunks of ``method``'s poison pool in ``pool`` (images, closed, psnr, seconds), in order."""
-    return [torch.load(p, weights_only=True) for p in sorted((Path(pool) / method).glob("chunk-*.pt"))]
-
+    from sfumato.lab.poison.gradient_match import GradientPoisoner
 
 Progress = Callable[[str], None]
-#: The settings a later call may extend (each with its sort order); any other difference is refused.
-GROWABLE: dict[str, Callable[[Any], Any]] = {"doses": int, "methods": METHODS.index, "seeds": int}
 
 
 def _log(progress: Progress | None, message: str) -> None:
@@ -295,7 +192,7 @@ class Experiment:
                 images = (self._cifar(c.target, POISON_OFFSET, c.poison_pool) * 255).round().to(torch.uint8)
                 atomic_torch_save(images, path)
             return torch.load(path, weights_only=True)[:n]
-        from sfumato.lab.craft import assign_anchors
+        from sfumato.lab.poison.craft import assign_anchors
 
         sources = self._cifar(c.source, POISON_OFFSET, c.poison_pool)
         candidates = self.anchors(method)
@@ -338,7 +235,7 @@ class Experiment:
             return self._gradient_poisoner(candidates).poison(
                 sources, captions[first : first + sources.shape[0]], anchors=anchors, seed=first, **budget
             )
-        from sfumato.lab.craft import make_poisons
+        from sfumato.lab.poison.craft import make_poisons
 
         return make_poisons(
             sources,
@@ -354,8 +251,8 @@ class Experiment:
         """The ``shade-gm`` crafter: the base generator and its target gradient (the gradient on every
         anchor candidate under the source's captions), made once for all chunks."""
         if self._poisoner is None:
-            from sfumato.lab.autoencoder import load_lab_encoder
-            from sfumato.lab.gradient_match import GradientPoisoner
+            from sfumato.lab.models.autoencoders import load_lab_encoder
+            from sfumato.lab.poison.gradient_match import GradientPoisoner
 
             c = self.config
             model, _, _, _ = load_generator(self.base_checkpoint)
@@ -404,8 +301,8 @@ class Experiment:
     def closed_in_victim_space(self) -> dict[str, dict[str, float]]:
         """Per crafted method, the share of the latent distance to the anchors the poisons close in
         *this* generator's latent space (the attacker measured it in the encoders it attacked)."""
-        from sfumato.lab.autoencoder import load_lab_encoder
-        from sfumato.lab.craft import as_unit, closed_fraction, encode_with
+        from sfumato.lab.models.autoencoders import load_lab_encoder
+        from sfumato.lab.poison.craft import as_unit, closed_fraction, encode_with
 
         c = self.config
         encoder = load_lab_encoder(c.base.encoder)
@@ -550,7 +447,7 @@ class Experiment:
         }
 
     def score(self, judges: Sequence[Any], features: Any | None) -> list[dict[str, Any]]:
-        from sfumato.lab.report import score_run
+        from sfumato.lab.judging.scoring import score_run
 
         refs = self.references() if features is not None else {}
         source_prompt = prompt_for(self.config.source)
@@ -579,8 +476,8 @@ class Experiment:
         self, judges: Sequence[Any], features: Any | None, extra: dict[str, Any] | None = None
     ) -> Path:
         """Score every finished run and write ``results.json``, ``report.md`` and the figures."""
-        from sfumato.lab.poison_report import write_poison_report
-        from sfumato.lab.report import summarise
+        from sfumato.lab.judging.scoring import summarise
+        from sfumato.lab.poison.report import write_poison_report
 
         runs = self.score(judges, features)
         summary = summarise(runs, self.classes_of_prompt())

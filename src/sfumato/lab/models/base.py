@@ -21,11 +21,12 @@ from typing import Any
 import torch
 
 from sfumato.imageio import atomic_write_text
-from sfumato.lab.data import LabeledImages, captions_for, load_cifar
-from sfumato.lab.generator import GeneratorConfig, LatentUNet
-from sfumato.lab.latents import cached_latents
-from sfumato.lab.text import TextEncoder
-from sfumato.lab.train import CHECKPOINT, TrainConfig, load_checkpoint, train
+from sfumato.lab.data.captions import captions_for
+from sfumato.lab.data.datasets import LabeledImages, load_cifar
+from sfumato.lab.models.generator import GeneratorConfig, LatentUNet
+from sfumato.lab.models.latent_cache import cached_latents
+from sfumato.lab.models.text_encoder import TextEncoder
+from sfumato.lab.models.training import CHECKPOINT, TrainConfig, load_checkpoint, train
 
 LAB_CLASSES: tuple[str, ...] = ("automobile", "bird", "cat", "dog", "ship", "truck")
 
@@ -74,7 +75,7 @@ def spec_for(encoder: str = "flux2") -> BaseSpec:
     The default generator is shaped for FLUX.2's 32x8x8 latents; a private autoencoder (16 channels) or
     another encoder needs its own, and the spec (so the folder name) must say so.
     """
-    from sfumato.lab.autoencoder import load_lab_encoder
+    from sfumato.lab.models.autoencoders import load_lab_encoder
 
     spec = BaseSpec(encoder=encoder)
     enc = load_lab_encoder(encoder)
@@ -115,7 +116,7 @@ def latents_for(
     progress: bool = True,
 ) -> torch.Tensor:
     """Latents of ``images`` under the lab encoder ``encoder_name``, cached in ``workdir/latents``."""
-    from sfumato.lab.autoencoder import load_lab_encoder
+    from sfumato.lab.models.autoencoders import load_lab_encoder
 
     pixels = images.images if isinstance(images, LabeledImages) else images
     encoder = load_lab_encoder(encoder_name)
@@ -177,11 +178,11 @@ def base_quality(
     Writes ``quality.json`` and ``samples.png`` (one row per class, guidance ``guidances[0]``) into
     ``out_dir`` (default: the checkpoint's folder).
     """
-    from sfumato.lab.autoencoder import load_lab_decoder
-    from sfumato.lab.data import prompt_for
-    from sfumato.lab.evaluate import class_accuracy, generate
-    from sfumato.lab.report import image_grid, save_png
-    from sfumato.lab.train import load_generator
+    from sfumato.lab.data.captions import prompt_for
+    from sfumato.lab.figures import image_grid, save_png
+    from sfumato.lab.judging.evaluation import class_accuracy, generate
+    from sfumato.lab.models.autoencoders import load_lab_decoder
+    from sfumato.lab.models.training import load_generator
 
     model, _, _, meta = load_generator(checkpoint)
     spec = spec_from_dict(meta["spec"])

@@ -1,10 +1,10 @@
 """The style-mimicry experiment: does ``cloak`` stop a generator from learning an artist's style?
 
-For each artist (:mod:`sfumato.lab.artists`) and condition, the artist's mimicry works (never seen by the
+For each artist (:mod:`sfumato.lab.data.artists`) and condition, the artist's mimicry works (never seen by the
 style judge) are protected with :func:`sfumato.protect.cloak` at their working size, cut into 64 px
 training views, and the base generator is fine-tuned on them captioned "a painting by <artist>" (a few
 templates). It then draws ``samples`` images per seed for "a painting by <artist>", and the style judge
-(:mod:`sfumato.lab.style_judge`) says whose style each one is. Mimicry success is the share judged as
+(:mod:`sfumato.lab.judging.style_judge`) says whose style each one is. Mimicry success is the share judged as
 the artist; protection success is one minus that; the share judged as the cloak's target style says
 whether the cloak steered the mimic toward its target rather than merely spoiling it.
 
@@ -36,229 +36,49 @@ only), and captions depend on the artist only, so conditions differ by the cloak
 Layout of the output folder: ``settings.json``; ``cloaks/<artist>/<variant>/work-NNN.pt`` (one cloaked
 work each, with its PSNR, latent movement, target style and time: resumable); ``runs/<artist>/<condition>/
 seed<s>/`` (``run.json``, ``samples-L<steps>-w<guidance>.pt``, ``score.json``; the fine-tuned weights are
-deleted once sampled); ``results.json``, ``report.md`` and figures (:mod:`sfumato.lab.mimicry_report`).
-"""
+deleted once sampled); ``results.json``, ``report.md`` and figures (:mod:`sfumato.lab.mimicry_report`)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import random
-import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from sfumato.imageio import atomic_write_text
-from sfumato.lab.artists import (
+from sfumato.lab.data.artists import (
     ARTISTS,
-    MIMICRY_ARTISTS,
-    WORK_SIZE,
     Works,
     cut_views,
     stable_seed,
     views_of,
 )
-from sfumato.lab.artists import works as artist_works
-from sfumato.lab.base import BaseSpec, latents_for
-from sfumato.lab.evaluate import DEFAULT_GUIDANCE, SAMPLER_STEPS, shares
+from sfumato.lab.data.artists import works as artist_works
 from sfumato.lab.finetune_runs import finetune_and_sample
-from sfumato.lab.judges import Judge
-from sfumato.lab.latents import images_checksum
-from sfumato.lab.report import _mean_std
+from sfumato.lab.judging.classifiers import Judge
+from sfumato.lab.judging.evaluation import shares
+from sfumato.lab.judging.scoring import mean_std
+from sfumato.lab.mimicry.settings import (
+    CAPTION_TEMPLATES,
+    GROWABLE,
+    SCHEMA,
+    Condition,
+    MimicryConfig,
+    parse_condition,
+    prompt_for_artist,
+)
+from sfumato.lab.models.base import latents_for
+from sfumato.lab.models.latent_cache import images_checksum
+from sfumato.lab.models.text_encoder import TextEncoder
 from sfumato.lab.storage import atomic_torch_save, merge_folder_settings
-from sfumato.lab.style_judge import StyleJudgeSpec
-from sfumato.lab.text import TextEncoder
-from sfumato.styles import STYLE_NAMES
 
-SCHEMA = "sfumato.lab.mimicry/1"
-INTENSITIES = ("low", "default", "high")
-KINDS = ("clean", "cloak", "robust", "views", "decoded", "linf", "auto", "blend", "share")
-DEFAULT_CONDITIONS: tuple[str, ...] = (
-    "clean",
-    "cloak-low",
-    "cloak-default",
-    "cloak-high",
-    "views-default",
-    "linf-default",
-    "auto-default",
-    "share25-default",
-    "share50-default",
-    "share75-default",
-)
-#: Training captions; the first is also the evaluation prompt.
-CAPTION_TEMPLATES: tuple[str, ...] = (
-    "a painting by {}",
-    "an artwork by {}",
-    "a picture painted by {}",
-    "a work of art by {}",
-    "art by {}",
-)
 SCORE = "score.json"
-
-
-@dataclass(frozen=True)
-class Condition:
-    """A parsed condition name (see the module docstring)."""
-
-    name: str
-    kind: str
-    intensity: str | None = None
-    share: int = 100  # percent of the works cloaked
-    blend: int = 0  # percent of the target rendering blended into each work (``blend<NN>``)
-
-    @property
-    def budget(self) -> str | None:
-        if self.kind in ("clean", "blend"):
-            return None
-        return "linf" if self.kind == "linf" else "jnd"
-
-    def variant(self, style: str) -> str | None:
-        """The protected copies this condition uses: ``<budget, robust or views>-<intensity>-<style or
-        auto>``, or ``blend<NN>-<style>``."""
-        if self.kind == "clean":
-            return None
-        if self.kind == "blend":
-            return f"blend{self.blend}-{style}"
-        mode = self.kind if self.kind in ("robust", "views", "decoded") else self.budget
-        return f"{mode}-{self.intensity}-{'auto' if self.kind == 'auto' else style}"
-
-
-_PATTERN = re.compile(r"^(?:(cloak|robust|views|decoded|linf|auto)|share(\d+))-(low|default|high)$")
-
-
-def parse_condition(name: str) -> Condition:
-    if name == "clean":
-        return Condition(name, "clean", share=0)
-    blend = re.fullmatch(r"blend(\d+)", name)
-    if blend:
-        if not 0 < int(blend.group(1)) <= 100:
-            raise ValueError(f"{name}: the blend must be between 1 and 100 %")
-        return Condition(name, "blend", blend=int(blend.group(1)))
-    m = _PATTERN.match(name)
-    if not m:
-        raise ValueError(
-            f"unknown condition {name!r}; use clean, cloak-<i>, robust-<i>, views-<i>, decoded-<i>, "
-            f"linf-<i>, auto-<i>, share<NN>-<i> with <i> one of {', '.join(INTENSITIES)}, or blend<NN>"
-        )
-    kind, share, intensity = m.group(1) or "share", m.group(2), m.group(3)
-    if share is not None and not 0 < int(share) < 100:
-        raise ValueError(
-            f"{name}: the share must be between 1 and 99 (0 is 'clean', 100 'cloak-{intensity}')"
-        )
-    return Condition(name, kind, intensity, int(share) if share is not None else 100)
-
-
-def condition_order(name: str) -> tuple[int, int, int]:
-    """Sort order: clean, cloak, robust, views, decoded, linf, auto, blend, share; then intensity; then NN."""
-    c = parse_condition(name)
-    return (KINDS.index(c.kind), INTENSITIES.index(c.intensity) if c.intensity else -1, c.blend or c.share)
-
-
-#: The settings a later call may extend (each with its sort order); any other difference is refused.
-GROWABLE: dict[str, Callable[[Any], Any]] = {
-    "artists": list(ARTISTS).index,
-    "conditions": condition_order,
-    "seeds": int,
-}
-
-
-def prompt_for_artist(artist: str) -> str:
-    """The evaluation prompt: "a painting by <name>"."""
-    return CAPTION_TEMPLATES[0].format(ARTISTS[artist].name)
-
-
-@dataclass
-class MimicryConfig:
-    """Everything that determines the experiment's figures (written beside them as ``settings.json``)."""
-
-    artists: tuple[str, ...] = MIMICRY_ARTISTS
-    conditions: tuple[str, ...] = DEFAULT_CONDITIONS
-    seeds: tuple[int, ...] = (0, 1, 2)
-    style: str = "sketch"  # the fixed cloak target (built-in style)
-    works: int | None = None  # at most this many mimicry works per artist (None: all, 12-20)
-    work_size: int = WORK_SIZE  # short side the works are rendered, cloaked and cut at
-    view_scale: tuple[float, float] = (0.5, 1.0)  # crop side as a fraction of the work's short side
-    views: int = 320  # training views per artist, spread evenly over its works
-    samples: int = 80  # images drawn per run (per seed): 240 per condition over 3 seeds
-    guidance: tuple[float, ...] = (DEFAULT_GUIDANCE,)
-    sampler_steps: int = SAMPLER_STEPS
-    finetune_steps: tuple[int, ...] = (400,)  # evaluated at each; constant learning rate after warm-up
-    finetune_batch: int = 32
-    # 5x the poisoning experiment's: a new caption and a new look, not a shifted class, must be learnt
-    # (at 1e-4 a clean Van Gogh fine-tune was judged Van Gogh 50-56 %, ukiyo-e 20 %; at 5e-4, 400 steps:
-    # ukiyo-e 39 %).
-    finetune_lr: float = 5e-4
-    cloak_encoders: tuple[str, ...] = ("flux2",)
-    cloak_speed: str = "default"
-    cloak_steps: int | None = None  # None: the speed preset's
-    linf_passes: int = 2  # cloaks per work to match the jnd copy's PSNR with a plain L-inf bound
-    countermeasure: str = ""  # applied by the scraper to every work before training ("": none)
-    judge: StyleJudgeSpec = field(default_factory=StyleJudgeSpec)
-    base: BaseSpec = field(default_factory=BaseSpec)
-
-    def __post_init__(self) -> None:
-        self.artists = tuple(self.artists)
-        self.conditions = tuple(self.conditions)
-        self.seeds = tuple(self.seeds)
-        self.view_scale = tuple(self.view_scale)  # type: ignore[assignment]
-        for a in self.artists:
-            if a not in MIMICRY_ARTISTS:
-                raise ValueError(f"unknown artist {a!r}; known: {', '.join(MIMICRY_ARTISTS)}")
-        parsed = [parse_condition(c) for c in self.conditions]
-        if self.style not in STYLE_NAMES:
-            raise ValueError(f"unknown cloak style {self.style!r}; choose one of {', '.join(STYLE_NAMES)}")
-        needed = set(self.artists) | {self.style}
-        if any(c.kind == "auto" for c in parsed):
-            needed |= set(STYLE_NAMES)
-        missing = sorted(needed - set(self.judge.classes))
-        if missing:
-            raise ValueError(f"the style judge must know {missing} to score these artists and conditions")
-        if not self.finetune_steps or sorted(self.finetune_steps) != list(self.finetune_steps):
-            raise ValueError("finetune_steps must be increasing")
-        if self.samples < 1 or self.views < 1 or self.linf_passes < 1 or not self.guidance:
-            raise ValueError("samples, views and linf_passes must be >= 1, and guidance not empty")
-        if self.countermeasure:
-            from sfumato.countermeasures import check_name
-
-            check_name(self.countermeasure)
-
-    def parsed(self) -> list[Condition]:
-        return [parse_condition(c) for c in self.conditions]
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["judge"] = self.judge.to_dict()
-        d["base"] = self.base.to_dict()
-        for k, v in d.items():
-            if isinstance(v, tuple):
-                d[k] = list(v)
-        if not d["countermeasure"]:
-            del d["countermeasure"]  # so folders made before countermeasures existed keep their settings
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> MimicryConfig:
-        from sfumato.lab.base import spec_from_dict
-
-        d = dict(d)
-        d["base"] = spec_from_dict(d["base"])
-        d["judge"] = StyleJudgeSpec.from_dict(d["judge"])
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
-
-
-def load_settings(out: str | Path) -> MimicryConfig:
-    """The configuration a mimicry folder was run with (the union of every call's artists, ...)."""
-    path = Path(out) / "settings.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: not a mimicry experiment folder")
-    return MimicryConfig.from_dict(json.loads(path.read_text()))
-
-
 Progress = Callable[[str], None]
 
 
@@ -503,7 +323,7 @@ class MimicryExperiment:
             views, c.base.encoder, self.out, f"views-{artist}-{condition}", c.base.size, progress=self.bars
         )
         captions = self.captions(artist, views.shape[0])
-        from sfumato.lab.autoencoder import load_lab_decoder
+        from sfumato.lab.models.autoencoders import load_lab_decoder
 
         decoder = load_lab_decoder(c.base.encoder)
         prompt = prompt_for_artist(artist)
@@ -658,7 +478,7 @@ class MimicryExperiment:
         A cloak can move the latents in directions the decoder hardly shows; judging the decoded views
         tells such a shift from one the generator would reproduce, without fine-tuning anything.
         """
-        from sfumato.lab.autoencoder import load_lab_decoder
+        from sfumato.lab.models.autoencoders import load_lab_decoder
 
         c = self.settings
         key = f"views-{artist}-{condition}"  # the latents its runs were fine-tuned on
@@ -727,12 +547,12 @@ class MimicryExperiment:
                     per_setting[setting] = {
                         "seeds": len(sc),
                         "images": len(sc) * self.settings.samples,
-                        "mimicry": _mean_std([s[artist] for s in sc]),
-                        "protection": _mean_std([1.0 - s[artist] for s in sc]),
-                        "target": _mean_std([sum(s[t] for t in targets) for s in sc]),
+                        "mimicry": mean_std([s[artist] for s in sc]),
+                        "protection": mean_std([1.0 - s[artist] for s in sc]),
+                        "target": mean_std([sum(s[t] for t in targets) for s in sc]),
                         "target_styles": targets,
-                        "photo": _mean_std([s.get("photo", 0.0) for s in sc]),
-                        "shares": {cl: _mean_std([s[cl] for s in sc]) for cl in classes},
+                        "photo": mean_std([s.get("photo", 0.0) for s in sc]),
+                        "shares": {cl: mean_std([s[cl] for s in sc]) for cl in classes},
                     }
                 per_cond[condition] = per_setting
             table[artist] = per_cond
@@ -744,7 +564,7 @@ class MimicryExperiment:
 
     def finish(self, judge: Judge, extra: dict[str, Any] | None = None) -> Path:
         """Score every finished run and write ``results.json``, ``report.md`` and the figures."""
-        from sfumato.lab.mimicry_report import write_mimicry_report
+        from sfumato.lab.mimicry.report import write_mimicry_report
 
         s = self.settings
         runs = self.score(judge)

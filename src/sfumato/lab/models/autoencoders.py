@@ -21,7 +21,7 @@ def _is_private(name: str) -> bool:
 def load_lab_encoder(name: str) -> torch.nn.Module:
     """An encoder (pixels in [0, 1] -> latents) by family name or private-autoencoder path."""
     if _is_private(name):
-        from sfumato.lab.private import load_private
+        from sfumato.lab.models.private_autoencoder import load_private
 
         return load_private(name).encoder
     return load_encoder(name)
@@ -30,7 +30,7 @@ def load_lab_encoder(name: str) -> torch.nn.Module:
 def load_lab_decoder(name: str) -> torch.nn.Module:
     """The decoder (latents -> pixels in [0, 1]) matching :func:`load_lab_encoder` of ``name``."""
     if _is_private(name):
-        from sfumato.lab.private import load_private
+        from sfumato.lab.models.private_autoencoder import load_private
 
         return load_private(name).decoder
     return load_decoder(name)

@@ -1,8 +1,7 @@
-"""Scoring and reporting the lab's experiments: judges' votes, Fréchet distances, tables, plots, grids.
+"""Scoring a poisoning experiment's runs: judges' votes and Fréchet distances, then mean ± spread.
 
 :func:`score_run` judges one run's generated images (cached as ``score.json`` beside them);
-:func:`summarise` turns all runs into the ``results.json`` schema documented in ``docs/lab.md``;
-:func:`write_report` writes ``report.md``, ``dose_response.png`` and sample grids.
+:func:`summarise` turns all runs into the ``results.json`` schema documented in ``docs/lab.md``.
 """
 
 from __future__ import annotations
@@ -14,13 +13,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
 
 from sfumato.imageio import atomic_write_text
-from sfumato.lab.evaluate import frechet_to_classes, shares
-from sfumato.lab.judges import Judge
+from sfumato.lab.judging.classifiers import Judge
+from sfumato.lab.judging.evaluation import frechet_to_classes, shares
 
 SCORE = "score.json"
 
@@ -70,7 +67,7 @@ def score_run(
     return scores
 
 
-def _mean_std(values: Sequence[float]) -> dict[str, float]:
+def mean_std(values: Sequence[float]) -> dict[str, float]:
     vals = [float(v) for v in values]
     return {
         "mean": statistics.fmean(vals) if vals else math.nan,
@@ -102,7 +99,7 @@ def summarise(
                 group = [r["scores"][setting] for r in rows if r["dose"] == dose and setting in r["scores"]]
                 judged = {
                     judge: {
-                        prompt: {c: _mean_std([g["shares"][judge][prompt][c] for g in group]) for c in cls}
+                        prompt: {c: mean_std([g["shares"][judge][prompt][c] for g in group]) for c in cls}
                         for prompt, cls in classes_of_prompt.items()
                         if prompt in group[0]["shares"][judge]
                     }
@@ -111,98 +108,9 @@ def summarise(
                 entry: dict[str, Any] = {"judges": judged, "seeds": len(group)}
                 if all("frechet" in g for g in group):
                     entry["frechet"] = {
-                        c: _mean_std([g["frechet"][c] for g in group]) for c in group[0]["frechet"]
+                        c: mean_std([g["frechet"][c] for g in group]) for c in group[0]["frechet"]
                     }
                 per_dose[str(dose)] = entry
             per_setting[setting] = per_dose
         table[method] = per_setting
     return table
-
-
-# -- pictures ----------------------------------------------------------------------------------------
-
-
-def image_grid(images: torch.Tensor, columns: int = 10, pad: int = 2, scale: int = 1) -> Image.Image:
-    """uint8 (N, 3, H, W) -> one PIL image, row-major, white padding."""
-    n, _, h, w = images.shape
-    rows = max(1, math.ceil(n / columns))
-    canvas = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, 3), 255, np.uint8)
-    arr = images.permute(0, 2, 3, 1).numpy()
-    for i in range(n):
-        r, c = divmod(i, columns)
-        canvas[
-            pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w
-        ] = arr[i]
-    img = Image.fromarray(canvas)
-    return img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale > 1 else img
-
-
-def save_png(img: Image.Image, path: Path) -> None:
-    import io
-
-    from sfumato.imageio import atomic_write_bytes
-
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=True)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def fmt(stat: Mapping[str, float] | None, pct: bool = True) -> str:
-    if not stat or stat.get("n", 0) == 0 or math.isnan(stat["mean"]):
-        return "–"
-    k = 100 if pct else 1
-    if stat.get("n", 1) > 1:
-        return (
-            f"{stat['mean'] * k:.0f} ± {stat['std'] * k:.0f}"
-            if pct
-            else f"{stat['mean']:.1f} ± {stat['std']:.1f}"
-        )
-    return f"{stat['mean'] * k:.0f}" if pct else f"{stat['mean']:.1f}"
-
-
-def dose_response_plot(
-    summary: Mapping[str, Any],
-    setting: str,
-    judges: Sequence[str],
-    source_prompt: str,
-    target: str,
-    path: Path,
-    title: str,
-) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(judges), figsize=(5 * len(judges), 3.6), squeeze=False)
-    for ax, judge in zip(axes[0], judges, strict=True):
-        for method, per_setting in summary.items():
-            rows = per_setting.get(setting, {})
-            doses = sorted(int(d) for d in rows)
-            if not doses:
-                continue
-            ys = [rows[str(d)]["judges"][judge][source_prompt][target] for d in doses]
-            ax.errorbar(
-                doses,
-                [y["mean"] * 100 for y in ys],
-                yerr=[y["std"] * 100 for y in ys],
-                marker="o",
-                capsize=3,
-                label=method,
-            )
-        ax.set_xlabel("poisoned images N")
-        ax.set_ylabel("attack success (%)")
-        ax.set_title(f"judge: {judge}")
-        ax.set_ylim(0, 100)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    import io
-
-    from sfumato.imageio import atomic_write_bytes
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())

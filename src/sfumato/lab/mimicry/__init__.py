@@ -1,0 +1,3 @@
+"""The style-mimicry experiment: conditions and settings, cloaking the artists' works, runs,
+figures and report.
+"""

@@ -1,0 +1,208 @@
+"""What a mimicry experiment is: its conditions (``clean``, ``cloak-default``, ``share50-high``, ...),
+the artists' prompts, and its settings.
+
+Kept apart from the runner (:mod:`sfumato.lab.mimicry.experiment`) so the report and the CLI parse
+conditions and read settings without importing the machinery that runs them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sfumato.lab.data.artists import (
+    ARTISTS,
+    MIMICRY_ARTISTS,
+    WORK_SIZE,
+)
+from sfumato.lab.judging.evaluation import DEFAULT_GUIDANCE, SAMPLER_STEPS
+from sfumato.lab.judging.style_judge import StyleJudgeSpec
+from sfumato.lab.models.base import BaseSpec
+from sfumato.styles import STYLE_NAMES
+
+SCHEMA = "sfumato.lab.mimicry/1"
+INTENSITIES = ("low", "default", "high")
+KINDS = ("clean", "cloak", "robust", "views", "decoded", "linf", "auto", "blend", "share")
+DEFAULT_CONDITIONS: tuple[str, ...] = (
+    "clean",
+    "cloak-low",
+    "cloak-default",
+    "cloak-high",
+    "views-default",
+    "linf-default",
+    "auto-default",
+    "share25-default",
+    "share50-default",
+    "share75-default",
+)
+
+#: Training captions; the first is also the evaluation prompt.
+CAPTION_TEMPLATES: tuple[str, ...] = (
+    "a painting by {}",
+    "an artwork by {}",
+    "a picture painted by {}",
+    "a work of art by {}",
+    "art by {}",
+)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A parsed condition name (the conditions: :mod:`sfumato.lab.mimicry.experiment`)."""
+
+    name: str
+    kind: str
+    intensity: str | None = None
+    share: int = 100  # percent of the works cloaked
+    blend: int = 0  # percent of the target rendering blended into each work (``blend<NN>``)
+
+    @property
+    def budget(self) -> str | None:
+        if self.kind in ("clean", "blend"):
+            return None
+        return "linf" if self.kind == "linf" else "jnd"
+
+    def variant(self, style: str) -> str | None:
+        """The protected copies this condition uses: ``<budget, robust or views>-<intensity>-<style or
+        auto>``, or ``blend<NN>-<style>``."""
+        if self.kind == "clean":
+            return None
+        if self.kind == "blend":
+            return f"blend{self.blend}-{style}"
+        mode = self.kind if self.kind in ("robust", "views", "decoded") else self.budget
+        return f"{mode}-{self.intensity}-{'auto' if self.kind == 'auto' else style}"
+
+
+_PATTERN = re.compile(r"^(?:(cloak|robust|views|decoded|linf|auto)|share(\d+))-(low|default|high)$")
+
+
+def parse_condition(name: str) -> Condition:
+    if name == "clean":
+        return Condition(name, "clean", share=0)
+    blend = re.fullmatch(r"blend(\d+)", name)
+    if blend:
+        if not 0 < int(blend.group(1)) <= 100:
+            raise ValueError(f"{name}: the blend must be between 1 and 100 %")
+        return Condition(name, "blend", blend=int(blend.group(1)))
+    m = _PATTERN.match(name)
+    if not m:
+        raise ValueError(
+            f"unknown condition {name!r}; use clean, cloak-<i>, robust-<i>, views-<i>, decoded-<i>, "
+            f"linf-<i>, auto-<i>, share<NN>-<i> with <i> one of {', '.join(INTENSITIES)}, or blend<NN>"
+        )
+    kind, share, intensity = m.group(1) or "share", m.group(2), m.group(3)
+    if share is not None and not 0 < int(share) < 100:
+        raise ValueError(
+            f"{name}: the share must be between 1 and 99 (0 is 'clean', 100 'cloak-{intensity}')"
+        )
+    return Condition(name, kind, intensity, int(share) if share is not None else 100)
+
+
+def condition_order(name: str) -> tuple[int, int, int]:
+    """Sort order: clean, cloak, robust, views, decoded, linf, auto, blend, share; then intensity; then NN."""
+    c = parse_condition(name)
+    return (KINDS.index(c.kind), INTENSITIES.index(c.intensity) if c.intensity else -1, c.blend or c.share)
+
+
+def prompt_for_artist(artist: str) -> str:
+    """The evaluation prompt: "a painting by <name>"."""
+    return CAPTION_TEMPLATES[0].format(ARTISTS[artist].name)
+
+
+@dataclass
+class MimicryConfig:
+    """Everything that determines the experiment's figures (written beside them as ``settings.json``)."""
+
+    artists: tuple[str, ...] = MIMICRY_ARTISTS
+    conditions: tuple[str, ...] = DEFAULT_CONDITIONS
+    seeds: tuple[int, ...] = (0, 1, 2)
+    style: str = "sketch"  # the fixed cloak target (built-in style)
+    works: int | None = None  # at most this many mimicry works per artist (None: all, 12-20)
+    work_size: int = WORK_SIZE  # short side the works are rendered, cloaked and cut at
+    view_scale: tuple[float, float] = (0.5, 1.0)  # crop side as a fraction of the work's short side
+    views: int = 320  # training views per artist, spread evenly over its works
+    samples: int = 80  # images drawn per run (per seed): 240 per condition over 3 seeds
+    guidance: tuple[float, ...] = (DEFAULT_GUIDANCE,)
+    sampler_steps: int = SAMPLER_STEPS
+    finetune_steps: tuple[int, ...] = (400,)  # evaluated at each; constant learning rate after warm-up
+    finetune_batch: int = 32
+    # 5x the poisoning experiment's: a new caption and a new look, not a shifted class, must be learnt
+    # (at 1e-4 a clean Van Gogh fine-tune was judged Van Gogh 50-56 %, ukiyo-e 20 %; at 5e-4, 400 steps:
+    # ukiyo-e 39 %).
+    finetune_lr: float = 5e-4
+    cloak_encoders: tuple[str, ...] = ("flux2",)
+    cloak_speed: str = "default"
+    cloak_steps: int | None = None  # None: the speed preset's
+    linf_passes: int = 2  # cloaks per work to match the jnd copy's PSNR with a plain L-inf bound
+    countermeasure: str = ""  # applied by the scraper to every work before training ("": none)
+    judge: StyleJudgeSpec = field(default_factory=StyleJudgeSpec)
+    base: BaseSpec = field(default_factory=BaseSpec)
+
+    def __post_init__(self) -> None:
+        self.artists = tuple(self.artists)
+        self.conditions = tuple(self.conditions)
+        self.seeds = tuple(self.seeds)
+        self.view_scale = tuple(self.view_scale)  # type: ignore[assignment]
+        for a in self.artists:
+            if a not in MIMICRY_ARTISTS:
+                raise ValueError(f"unknown artist {a!r}; known: {', '.join(MIMICRY_ARTISTS)}")
+        parsed = [parse_condition(c) for c in self.conditions]
+        if self.style not in STYLE_NAMES:
+            raise ValueError(f"unknown cloak style {self.style!r}; choose one of {', '.join(STYLE_NAMES)}")
+        needed = set(self.artists) | {self.style}
+        if any(c.kind == "auto" for c in parsed):
+            needed |= set(STYLE_NAMES)
+        missing = sorted(needed - set(self.judge.classes))
+        if missing:
+            raise ValueError(f"the style judge must know {missing} to score these artists and conditions")
+        if not self.finetune_steps or sorted(self.finetune_steps) != list(self.finetune_steps):
+            raise ValueError("finetune_steps must be increasing")
+        if self.samples < 1 or self.views < 1 or self.linf_passes < 1 or not self.guidance:
+            raise ValueError("samples, views and linf_passes must be >= 1, and guidance not empty")
+        if self.countermeasure:
+            from sfumato.countermeasures import check_name
+
+            check_name(self.countermeasure)
+
+    def parsed(self) -> list[Condition]:
+        return [parse_condition(c) for c in self.conditions]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["judge"] = self.judge.to_dict()
+        d["base"] = self.base.to_dict()
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        if not d["countermeasure"]:
+            del d["countermeasure"]  # so folders made before countermeasures existed keep their settings
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MimicryConfig:
+        from sfumato.lab.models.base import spec_from_dict
+
+        d = dict(d)
+        d["base"] = spec_from_dict(d["base"])
+        d["judge"] = StyleJudgeSpec.from_dict(d["judge"])
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+#: The settings a later call may extend (each with its sort order); any other difference is refused.
+GROWABLE: dict[str, Callable[[Any], Any]] = {
+    "artists": list(ARTISTS).index,
+    "conditions": condition_order,
+    "seeds": int,
+}
+
+
+def load_settings(out: str | Path) -> MimicryConfig:
+    """The configuration a mimicry folder was run with (the union of every call's artists, ...)."""
+    path = Path(out) / "settings.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: not a mimicry experiment folder")
+    return MimicryConfig.from_dict(json.loads(path.read_text()))

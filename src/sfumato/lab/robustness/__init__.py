@@ -1,0 +1,1 @@
+"""The robustness experiment: poisons and cloaks after a scraper's countermeasure, and its report."""

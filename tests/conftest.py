@@ -27,6 +27,8 @@ def weights_dir() -> Path:
 def _weights_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Point weight lookup at ../shared and keep the user's cache out of tests."""
     monkeypatch.setenv("SFUMATO_WEIGHTS", str(WEIGHTS))
+    # the checkout's committed lab models only where a test asks for them (tests/lab/test_store.py)
+    monkeypatch.setenv("SFUMATO_LAB_MODELS", str(tmp_path / "no-lab-models"))
     torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 

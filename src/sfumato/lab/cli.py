@@ -53,6 +53,21 @@ def _setup(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     if getattr(args, "weights", None):
         os.environ["SFUMATO_WEIGHTS"] = str(args.weights)
+    _restore(args)
+
+
+def _restore(args: argparse.Namespace) -> None:
+    """Bring the committed trained models the workdir lacks into it, so nothing is retrained for hours."""
+    from sfumato.lab.models.store import StoreError, default_store, restore_models
+
+    if getattr(args, "no_models", False):
+        return
+    store = args.models if getattr(args, "models", None) else default_store()
+    try:
+        restore_models(args.workdir, store, log=None if args.quiet else print)
+    except StoreError as e:
+        _err(f"{e} (or pass --no-models to train here instead)")
+        raise SystemExit(EXIT_FAILED) from None
 
 
 def _zip(args: argparse.Namespace) -> Path:
@@ -73,6 +88,22 @@ def load_judges(workdir: Path) -> tuple[list[Any], Any | None]:
     feat_dir = workdir / "judges" / FEATURES
     features = load_judge(feat_dir) if (feat_dir / "metrics.json").exists() else None
     return voters, features
+
+
+def _cmd_export_models(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from sfumato.lab.models.store import StoreError, checkout_store, export_model
+
+    store = args.to or checkout_store()
+    failed = 0
+    for folder in args.folders:
+        try:
+            entry = export_model(args.workdir, folder.strip("/"), store, args.command)
+        except StoreError as e:
+            _err(str(e))
+            failed += 1
+            continue
+        print(f"{folder}: {entry.bytes / 1e6:.1f} MB, sha256 {entry.sha256[:16]}... -> {store / folder}")
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def _cmd_judges(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -385,6 +416,28 @@ def add_lab_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         p.add_argument("--weights", type=Path, default=None, help="encoder weights folder")
         p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
+        p.add_argument(
+            "--models",
+            type=Path,
+            default=None,
+            help="committed trained models to start from (default: $SFUMATO_LAB_MODELS or the checkout's "
+            "lab-models/)",
+        )
+        p.add_argument("--no-models", action="store_true", help="start from no committed model (train here)")
+
+    p = cmds.add_parser(
+        "export-models",
+        formatter_class=formatter,
+        help="store finished models in half precision for committing",
+        description="Copy finished models (their folders under the workdir, e.g. judges/pixel) into a model "
+        "store (default: the checkout's lab-models/) as float16 safetensors with their checksums, side files "
+        "and the command that trained them.",
+    )
+    p.add_argument("folders", nargs="+", help="model folders relative to the workdir")
+    p.add_argument("--workdir", type=Path, default=default_workdir(), help="lab folder")
+    p.add_argument("--to", type=Path, default=None, help="store folder (default: the checkout's lab-models/)")
+    p.add_argument("--command", required=True, help="the command that trained them (recorded)")
+    p.set_defaults(func=_cmd_export_models, subparser=p)
 
     p = cmds.add_parser("judges", formatter_class=formatter, help="train the judges on CIFAR-10")
     common(p)

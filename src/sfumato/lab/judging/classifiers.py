@@ -491,7 +491,10 @@ def train_judge(
         if ck["data"] != fp or ck["classes"] != classes:
             raise ValueError(f"{ckpt_path}: the checkpoint was trained on other data; use another out_dir")
         model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
+        if ck.get("optimizer") is not None:
+            opt.load_state_dict(ck["optimizer"])
+        elif int(ck["epoch"]) < config.epochs:  # a restored model (lab-models/) is a finished run
+            raise ValueError(f"{ckpt_path} has no optimiser state: it can be used, not trained further")
         start, elapsed = int(ck["epoch"]), float(ck["elapsed_s"])
         last_eval = {"overall": ck["test_accuracy"], "per_class": ck["per_class"], "n": ck["n_test"]}
         trim_log(log_path, "epoch", start)

@@ -311,7 +311,7 @@ def _cmd_finetune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
 def _cmd_private(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import torch
 
-    from sfumato.lab.data.datasets import load_cifar
+    from sfumato.lab.data.datasets import load_cifar, photo_crops
     from sfumato.lab.models.base import LAB_CLASSES
     from sfumato.lab.models.latent_cache import to_unit
     from sfumato.lab.models.private_autoencoder import PrivateConfig, train_private_autoencoder
@@ -324,15 +324,44 @@ def _cmd_private(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     def to64(x: torch.Tensor) -> torch.Tensor:
         return (to_unit(x, 64) * 255).round().to(torch.uint8)
 
-    config = PrivateConfig(latent_channels=args.latent_channels)
+    try:
+        config = PrivateConfig(
+            latent_channels=args.latent_channels,
+            kl=args.kl,
+            perceptual=args.perceptual,
+            imagenet_crops=args.imagenet_crops,
+        )
+    except ValueError as e:
+        _err(str(e))
+        return EXIT_FAILED
     if args.steps:
         config.steps = args.steps
+    images, held_out = to64(train.images), {"cifar": to64(test.images)}
+    if config.imagenet_crops:
+        photos = args.shared / "data" / "imagenet-samples" if args.shared else None
+        if photos is None or not photos.is_dir():
+            _err("--imagenet-crops needs --shared with data/imagenet-samples")
+            return EXIT_FAILED
+        images = torch.cat([images, photo_crops(photos, config.imagenet_crops, seed=config.seed)])
+        held_out["imagenet"] = photo_crops(photos, 4, held_out=True, seed=config.seed)
+    feature_net = None
+    if config.perceptual:
+        voters, features = load_judges(args.workdir)
+        if features is None:
+            _err("--perceptual needs the workdir's 'features' judge ('sfumato lab judges --only features')")
+            return EXIT_FAILED
+        feature_net = features.model
     out = args.out or args.workdir / "private-autoencoder"
     ckpt = train_private_autoencoder(
-        to64(train.images), to64(test.images), out, config, progress=not args.quiet
+        images, held_out, out, config, progress=not args.quiet, feature_net=feature_net
     )
     metrics = json.loads((out / "metrics.json").read_text())
-    print(f"private autoencoder: {ckpt} (held-out PSNR {metrics['held_out_psnr_db']:.2f} dB)")
+    extra = "".join(
+        f", {k} {v:.2f} dB"
+        for k, v in metrics.items()
+        if k.startswith("held_out_") and k.endswith("_psnr_db")
+    )
+    print(f"private autoencoder: {ckpt} (held-out PSNR {metrics['held_out_psnr_db']:.2f} dB{extra})")
     print(f"train its generator: sfumato lab train-base --encoder {ckpt}")
     return EXIT_OK
 
@@ -469,6 +498,18 @@ def add_lab_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     common(p)
     p.add_argument("--steps", type=int, default=0, help="training steps (default: the preset's)")
     p.add_argument("--latent-channels", type=int, default=16, help="latent channels (8x8 latents at 64 px)")
+    p.add_argument(
+        "--kl",
+        type=float,
+        default=0.0,
+        help="KL weight: a variational, Stable-Diffusion-class latent space (SD: 4 channels, 1e-6)",
+    )
+    p.add_argument(
+        "--perceptual", type=float, default=0.0, help="weight of the feature judge's perceptual distance"
+    )
+    p.add_argument(
+        "--imagenet-crops", type=int, default=0, help="64-128 px crops per ImageNet sample added to the data"
+    )
     p.add_argument(
         "-o", "--out", type=Path, default=None, help="folder (default: <workdir>/private-autoencoder)"
     )

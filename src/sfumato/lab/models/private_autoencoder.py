@@ -1,9 +1,17 @@
-"""A private image autoencoder: a latent space no attacker has seen, for the transfer test.
+"""A private image autoencoder: a latent space no attacker has seen, for the transfer test, and an
+SD-class latent space for measuring protection where it was first claimed.
 
 Poisons are crafted on public encoders (FLUX.2, Sana). A generator whose autoencoder was trained
 privately shows whether they still work when the attacker cannot query the victim's encoder. The design
 is deliberately unlike TAESD's: plain strided convolutions with GroupNorm, 16 latent channels instead of
 32, trained here from scratch on the lab's own CIFAR-10 images (MSE + L1), seeded and resumable.
+
+With ``kl > 0`` it is built the way Stable Diffusion 1.x/2.x's autoencoder is (``--latent-channels 4
+--kl 1e-6``): the encoder gives a mean and a log-variance per latent, training decodes a sample of that
+Gaussian and adds ``kl`` times its KL divergence from N(0, 1) (both terms summed per image, as in the
+latent-diffusion code, then divided by the pixel count so the weight reads like theirs), and the encoder
+used afterwards returns the mean. ``perceptual > 0`` adds the lab's feature-network distance
+(:mod:`sfumato.lab.models.perceptual`) to the reconstruction loss.
 """
 
 from __future__ import annotations
@@ -18,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sfumato.lab.judging.classifiers import JudgeNet
+from sfumato.lab.models.perceptual import PerceptualDistance
 from sfumato.lab.storage import atomic_torch_save, trim_log
 
 CHECKPOINT = "checkpoint.pt"
@@ -35,13 +45,24 @@ class PrivateConfig:
     seed: int = 0
     checkpoint_every: int = 250
     log_every: int = 50
+    kl: float = 0.0  # > 0: a KL-regularised (SD-style) latent space, the KL term's weight
+    perceptual: float = 0.0  # weight of the feature-network distance in the reconstruction loss
+    imagenet_crops: int = 0  # crops (64-128 px, resized to 64) of each ImageNet sample added to CIFAR-10
 
     def __post_init__(self) -> None:
         self.widths = tuple(int(w) for w in self.widths)
+        if self.kl < 0 or self.perceptual < 0:
+            raise ValueError("kl and perceptual weights must not be negative")
+        if self.imagenet_crops < 0:
+            raise ValueError("imagenet_crops must not be negative")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["widths"] = list(self.widths)
+        # settings at their defaults are left out, so autoencoders trained before they existed still match
+        for key, default in (("kl", 0.0), ("perceptual", 0.0), ("imagenet_crops", 0)):
+            if d[key] == default:
+                del d[key]
         return d
 
 
@@ -59,14 +80,24 @@ class PrivateEncoder(nn.Module):
         for w in config.widths:
             layers += [nn.Conv2d(cin, w, 4, stride=2, padding=1), nn.SiLU(), _block(w, w)]
             cin = w
-        layers.append(nn.Conv2d(cin, config.latent_channels, 3, padding=1))
+        self.variational = config.kl > 0
+        out = config.latent_channels * (2 if self.variational else 1)
+        layers.append(nn.Conv2d(cin, out, 3, padding=1))
         self.net = nn.Sequential(*layers)
         self.latent_channels = config.latent_channels
         self.multiple = 2 ** len(config.widths)
         self.name = "private"
 
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-variance of the latent Gaussian (log-variance 0-size for a plain autoencoder)."""
+        h = self.net(x * 2 - 1)
+        if not self.variational:
+            return h, h.new_zeros(0)
+        mean, logvar = h.chunk(2, dim=1)
+        return mean, logvar.clamp(-30.0, 20.0)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x * 2 - 1)
+        return self.posterior(x)[0]
 
 
 class PrivateDecoder(nn.Module):
@@ -114,16 +145,21 @@ def reconstruction_psnr(ae: PrivateAutoencoder, images: torch.Tensor) -> float:
 
 def train_private_autoencoder(
     images: torch.Tensor,
-    held_out: torch.Tensor,
+    held_out: torch.Tensor | dict[str, torch.Tensor],
     out_dir: str | Path,
     config: PrivateConfig | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    feature_net: JudgeNet | None = None,
 ) -> Path:
     """Train on uint8 (N, 3, 64, 64) ``images``; report PSNR on ``held_out``; returns the checkpoint.
 
-    Resumable bit for bit from any checkpoint (batches are seeded per step); ``stop_after`` ends this
-    call after that many steps, checkpointed (a run in slices).
+    ``held_out`` is one image set or several by name: the first gives ``held_out_psnr_db``, each other
+    ``held_out_<name>_psnr_db``.
+
+    Resumable bit for bit from any checkpoint (batches and latent samples are seeded per step);
+    ``stop_after`` ends this call after that many steps, checkpointed (a run in slices). ``feature_net``
+    (the ``features`` judge's network) is needed when ``config.perceptual > 0``.
     """
     from tqdm.auto import tqdm
 
@@ -171,10 +207,25 @@ def train_private_autoencoder(
 
     running = 0.0
     bar = tqdm(total=config.steps, initial=start, desc="private autoencoder", disable=not progress)
+    perceptual = None
+    if config.perceptual > 0:
+        if feature_net is None:
+            raise ValueError("a perceptual weight needs the feature network (the 'features' judge)")
+        perceptual = PerceptualDistance(feature_net)
     for step in range(start, config.steps):
         x = _batch(images, step, config)
-        y = dec(enc(x))
+        mean, logvar = enc.posterior(x)
+        z = mean
+        if enc.variational:
+            g = torch.Generator().manual_seed(config.seed * 1_000_003 + step + 7)
+            z = mean + (0.5 * logvar).exp() * torch.randn(mean.shape, generator=g)
+        y = dec(z)
         loss = F.mse_loss(y, x) + 0.1 * F.l1_loss(y, x)
+        if enc.variational:
+            kl = 0.5 * (mean.square() + logvar.exp() - 1 - logvar).sum((1, 2, 3)).mean()
+            loss = loss + config.kl * kl / x[0].numel()
+        if perceptual is not None:
+            loss = loss + config.perceptual * perceptual(y, x).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -195,7 +246,12 @@ def train_private_autoencoder(
     enc.eval()
     dec.eval()
     ae = PrivateAutoencoder(enc, dec, config, {})
-    metrics = {"held_out_psnr_db": reconstruction_psnr(ae, held_out), "held_out_n": int(held_out.shape[0])}
+    sets = held_out if isinstance(held_out, dict) else {"": held_out}
+    metrics: dict[str, Any] = {}
+    for i, (name, imgs) in enumerate(sets.items()):
+        key = "held_out" if i == 0 else f"held_out_{name}"
+        metrics[f"{key}_psnr_db"] = reconstruction_psnr(ae, imgs)
+        metrics[f"{key}_n"] = int(imgs.shape[0])
     save(config.steps, metrics)
     (out / "metrics.json").write_text(json.dumps({**metrics, "config": config.to_dict()}, indent=2) + "\n")
     return ckpt_path

@@ -1,0 +1,60 @@
+"""The per-image verdict: never protected when the encoding did not move, capped by the lab's findings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sfumato.verdict import LAB_URL, LEVELS, verdict, verdicts
+
+
+def report(
+    moved: float | None, mode: str = "cloak", encoders: tuple[str, ...] = ("flux2",), **extra: Any
+) -> dict:
+    latents = {
+        e: {"attacked": True, **({} if moved is None else {"fraction_moved": moved})} for e in encoders
+    }
+    latents["sana"] = latents.get("sana") or {"attacked": False, "fraction_moved": 0.9}
+    return {"settings": {"mode": mode, "encoders": list(encoders)}, "effect": {"latents": latents}, **extra}
+
+
+def test_negative_movement_is_none_never_protected() -> None:
+    v = verdict(report(-0.19))
+    assert v.level == "none" and not v.protected
+    assert "-19%" in v.why and "not protected" in v.why
+
+
+def test_nil_movement_is_none() -> None:
+    assert verdict(report(0.01)).level == "none"
+    assert verdict(report(None)).level == "none"
+
+
+def test_cloak_in_flux2_is_weak_and_says_the_lab_found_it_does_not_stop_mimicry() -> None:
+    v = verdict(report(0.38))
+    assert v.level == "weak" and not v.protected
+    assert "FLUX.2" in v.why and "-7 to 22 %" in v.why
+    assert v.lab == LAB_URL and LAB_URL.endswith("#the-lab-measured")
+
+
+def test_shade_in_flux2_is_weak_no_more_than_a_wrong_caption() -> None:
+    v = verdict(report(0.36, mode="shade"))
+    assert v.level == "weak" and "wrong caption" in v.why
+
+
+def test_untested_space_is_weak_and_says_untested() -> None:
+    v = verdict(report(0.5, encoders=("sana",)))
+    assert v.level == "weak" and "not tested" in v.why
+
+
+def test_attacked_movement_decides_not_transfer() -> None:
+    # the unattacked encoder moved 90 %, the attacked one not at all: nothing protects
+    assert verdict(report(0.0)).level == "none"
+
+
+def test_views_share_nil_is_none() -> None:
+    v = verdict(report(0.4, views={"fraction_moved": {"flux2": 0.005}}))
+    assert v.level == "none" and "training" in v.why
+
+
+def test_counts_every_level() -> None:
+    counts = verdicts([report(-0.5), report(0.3), report(0.3, mode="shade")])
+    assert counts == {"none": 1, "weak": 2, "strong": 0} and tuple(counts) == LEVELS

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
-from sfumato.verdict import LAB_URL, LEVELS, verdict, verdicts
+import pytest
+from PIL import Image
+
+from sfumato.verdict import LAB_URL, LEVELS, batch_lines, verdict, verdicts
 
 
 def report(
@@ -58,3 +63,31 @@ def test_views_share_nil_is_none() -> None:
 def test_counts_every_level() -> None:
     counts = verdicts([report(-0.5), report(0.3), report(0.3, mode="shade")])
     assert counts == {"none": 1, "weak": 2, "strong": 0} and tuple(counts) == LEVELS
+
+
+def test_batch_lines_count_and_warn_for_the_unprotected() -> None:
+    lines, warnings = batch_lines([("flat.png", report(-0.3)), ("art.png", report(0.4))])
+    assert lines[0].startswith("verdict: 1 weak, 1 none") and LAB_URL in lines[0]
+    assert "FLUX.2" in lines[1]
+    assert warnings == [f"warning: flat.png is not protected: {verdict(report(-0.3)).why}"]
+    assert batch_lines([]) == ([], [])
+
+
+def test_cli_summary_prints_the_verdict_and_warns_for_a_flat_image(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], weights_dir: Path
+) -> None:
+    """A flat grey image leaves the change nowhere to hide: its encoding does not move, and the end of
+    the batch must say it is not protected (never a silent success)."""
+    from sfumato.cli import main
+
+    flat = tmp_path / "in" / "flat.png"
+    flat.parent.mkdir()
+    Image.new("RGB", (64, 64), (128, 128, 128)).save(flat)
+    args = ["cloak", str(flat), "-o", str(tmp_path / "out"), "--style", "sketch", "--quiet"]
+    code = main([*args, "--steps", "1", "--speed", "fast", "--device", "cpu", "--weights", str(weights_dir)])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert "verdict:" in out and LAB_URL in out
+    sidecar = json.loads((tmp_path / "out" / "flat.png.json").read_text())
+    assert verdict(sidecar).level == "none"  # one step on flat grey moves it away (-8 % here)
+    assert "flat.png is not protected" in err and "none" in out

@@ -453,7 +453,19 @@ def _cmd_protect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         _error(str(e))
         return EXIT_FAILED
     print(result.summary_line(), flush=True)
+    _print_verdicts(result.done + result.skipped)
     return EXIT_FAILED if result.failed else EXIT_OK
+
+
+def _print_verdicts(items: Sequence[Any]) -> None:
+    """The verdicts after a batch (issue 23): counts on stdout, images with no protection on stderr."""
+    from sfumato.verdict import batch_lines
+
+    lines, warnings = batch_lines([(item.output.name, item.report) for item in items])
+    for line in lines:
+        print(line, flush=True)
+    for line in warnings:
+        print(line, file=sys.stderr, flush=True)
 
 
 def _num(value: object, fmt: str) -> str:

@@ -164,3 +164,24 @@ def _views_movement(report: Mapping[str, Any]) -> float | None:
         numbers = [float(v) for v in moved.values() if isinstance(v, (int, float))]
         return min(numbers) if numbers else None
     return float(moved) if isinstance(moved, (int, float)) else None
+
+
+def batch_lines(named: Sequence[tuple[str, Mapping[str, Any]]]) -> tuple[list[str], list[str]]:
+    """The end of a batch in words: (lines for stdout, warnings for stderr).
+
+    One line counts the verdicts and gives the lab's reason for the commonest; every image with no
+    protection at all is named in a warning, so a flat image is never passed over as protected.
+    """
+    if not named:
+        return [], []
+    judged = [(name, verdict(report)) for name, report in named]
+    counts = dict.fromkeys(LEVELS, 0)
+    for _, v in judged:
+        counts[v.level] += 1
+    words = ", ".join(f"{counts[level]} {level}" for level in reversed(LEVELS) if counts[level])
+    lines = [f"verdict: {words} (see {LAB_URL})"]
+    weak = next((v for _, v in judged if v.level == "weak"), None)
+    if weak is not None:
+        lines.append(f"  weak: {weak.why}")
+    warnings = [f"warning: {name} is not protected: {v.why}" for name, v in judged if v.level == "none"]
+    return lines, warnings

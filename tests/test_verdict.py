@@ -91,3 +91,10 @@ def test_cli_summary_prints_the_verdict_and_warns_for_a_flat_image(
     sidecar = json.loads((tmp_path / "out" / "flat.png.json").read_text())
     assert verdict(sidecar).level == "none"  # one step on flat grey moves it away (-8 % here)
     assert "flat.png is not protected" in err and "none" in out
+
+
+def test_summary_table_rows_carry_the_verdict() -> None:
+    from sfumato.report import summary_row
+
+    assert summary_row("flat.png", report(-0.2))["verdict"] == "none"
+    assert summary_row("art.png", report(0.3))["verdict"] == "weak"

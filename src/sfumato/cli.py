@@ -391,6 +391,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MB",
         help="largest image file accepted (default: 64)",
     )
+    p.add_argument(
+        "--max-pixels",
+        type=_positive_int,
+        default=4096 * 4096,
+        metavar="N",
+        help="largest image accepted, in pixels (default 4096x4096 = 16777216: memory and time grow with it)",
+    )
     p.set_defaults(func=_cmd_serve, subparser=p)
     from sfumato.lab.cli import add_lab_parser
 
@@ -599,6 +606,7 @@ def _cmd_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         device=args.device,
         threads=args.threads,
         max_upload_mb=args.max_upload_mb,
+        max_pixels=args.max_pixels,
     )
     try:
         serve(config, host=args.host, port=args.port, open_browser=not args.no_browser)

@@ -98,3 +98,13 @@ def test_summary_table_rows_carry_the_verdict() -> None:
 
     assert summary_row("flat.png", report(-0.2))["verdict"] == "none"
     assert summary_row("art.png", report(0.3))["verdict"] == "weak"
+
+
+def test_lab_text_is_the_readme_section_or_the_findings(tmp_path: Path) -> None:
+    from sfumato.verdict import lab_text
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    text = lab_text(readme)
+    assert text.startswith("## The lab, measured") and "\n## " not in text and "-7 / 4 / 22 / 0 / 3 %" in text
+    fallback = lab_text(tmp_path / "missing.md")
+    assert "-7 to 22 %" in fallback and "wrong caption" in fallback

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 LEVELS = ("none", "weak", "strong")
@@ -185,3 +186,20 @@ def batch_lines(named: Sequence[tuple[str, Mapping[str, Any]]]) -> tuple[list[st
         lines.append(f"  weak: {weak.why}")
     warnings = [f"warning: {name} is not protected: {v.why}" for name, v in judged if v.level == "none"]
     return lines, warnings
+
+
+def lab_text(readme: Path | None) -> str:
+    """The README's "The lab, measured" section (what :data:`LAB_URL` points to) as text, or, without
+    the README (an installed package), the findings the verdicts quote."""
+    if readme is not None and readme.is_file():
+        text = readme.read_text(encoding="utf-8")
+        start = text.find("## The lab, measured")
+        if start >= 0:
+            end = text.find("\n## ", start + 3)
+            return text[start : end if end >= 0 else None].strip() + "\n"
+    lines = ["The lab, measured (see README.md in the sfumato project)", ""]
+    lines += [
+        f"- {mode} in {space if space != '*' else 'other'} latent spaces: {f.why}"
+        for (mode, space), f in LAB_FINDINGS.items()
+    ]
+    return "\n".join(lines) + "\n"

@@ -42,7 +42,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -69,8 +69,9 @@ from sfumato.app.uploads import (
     upload_dir,
     valid_id,
 )
+from sfumato.app.words import FIGURE_HELP, VERDICT_WORDS
 from sfumato.app.worker import EventFn, Worker, heat_path, result_path
-from sfumato.verdict import verdict
+from sfumato.verdict import lab_text, verdict
 
 STATIC = Path(str(resources.files("sfumato.app") / "static"))
 CLIENT_HEADER = "x-sfumato"
@@ -213,12 +214,22 @@ async def index(request: Request) -> FileResponse:
     return FileResponse(STATIC / "index.html", media_type="text/html")
 
 
+README = Path(__file__).resolve().parents[3] / "README.md"  # beside the source, in a checkout
+
+
+def lab_page(request: Request) -> PlainTextResponse:
+    """What the lab found, which each verdict rests on: the README's lab section when the app runs from
+    a checkout, else the findings the verdicts quote (the page loads nothing from the network)."""
+    return PlainTextResponse(lab_text(README))
+
+
 async def info(request: Request) -> JSONResponse:
     config, _, worker = _state(request)
     return JSONResponse(
         {
             "version": __version__,
             "choices": choices(),
+            "words": {"figures": FIGURE_HELP, "verdicts": VERDICT_WORDS},
             "max_upload_bytes": config.max_upload_bytes,
             "max_pixels": config.max_pixels,
             "large_pixels": LARGE_PIXELS,
@@ -467,6 +478,7 @@ def create_app(
         Route("/", index),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
         Route("/api/info", info),
+        Route("/lab", lab_page),
         Route("/api/uploads", post_uploads, methods=["POST"]),
         Route("/api/uploads/{id}", get_upload),
         Route("/api/uploads/{id}/{kind:str}.png", upload_image),

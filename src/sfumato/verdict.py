@@ -45,22 +45,22 @@ class LabFinding:
 LAB_FINDINGS: dict[tuple[str, str], LabFinding] = {
     ("cloak", "flux2"): LabFinding(
         "weak",
-        "in the lab, a model fine-tuned on cloaked works in the tiny FLUX.2 space still copied the style: "
-        "cloaks removed -7 to 22 % of the mimicry",
+        "in the lab, a model of the FLUX.2 family trained on cloaked works still copied the style: "
+        "cloaks removed -7 to 22 % of the copying",
     ),
     ("shade", "flux2"): LabFinding(
         "weak",
-        "in the lab, poisons made for the tiny FLUX.2 space taught a fine-tuned model no more than photos "
-        "with a wrong caption would, and did not carry over to a model with its own autoencoder",
+        "in the lab, poisons made for the FLUX.2 family taught a model trained on them no more than "
+        "photos with a wrong caption would, and did nothing to a model with its own autoencoder",
     ),
     ("cloak", "*"): LabFinding(
         "weak",
-        "the lab has not tested this model family; in the one it tested (tiny FLUX.2) an invisible cloak "
-        "did not stop a fine-tuned model copying the style",
+        "the lab has not tested this model family; in the one it tested (FLUX.2) an invisible cloak "
+        "did not stop a model trained on the works from copying the style",
     ),
     ("shade", "*"): LabFinding(
         "weak",
-        "the lab has not tested this model family; in the one it tested (tiny FLUX.2) the poisons taught "
+        "the lab has not tested this model family; in the one it tested (FLUX.2) the poisons taught "
         "no more than a wrong caption would",
     ),
 }
@@ -108,7 +108,7 @@ def verdict(report: Mapping[str, Any]) -> Verdict:
         how = "away from" if moved < 0 else "no closer to"
         return Verdict(
             "none",
-            f"to the model's encoder the image moved {how} its target ({moved:+.0%}), so it is not protected "
+            f"as the model reads it, the image moved {how} its target ({moved:+.0%}), so it is not protected "
             "(flat colour and very smooth images leave the change nowhere to hide)",
             moved,
         )

@@ -136,11 +136,19 @@ class Worker:
             return
         self.store.set_job(job_id, "running")
         n = len(job["items"])
-        for item in job["items"]:
-            if item["status"] != "queued" and item["status"] != "running":
-                continue
+        for idx in range(n):
             if self._stopping.is_set() or self._is_cancelled(job_id):
                 return
+            # Read again before each image: a cancel, or a rerun of a cancelled job while this loop was
+            # still finishing its image, changes the record under it (a rerun puts it back to queued).
+            now = self.store.get_job(job_id)
+            if now is None or now["status"] not in ("queued", "running"):
+                return
+            if now["status"] == "queued":
+                self.store.set_job(job_id, "running")
+            item = now["items"][idx]
+            if item["status"] != "queued" and item["status"] != "running":
+                continue
             try:
                 self._run_item(job, item)
             except _Interrupted:

@@ -293,6 +293,11 @@ async function start() {
   $("start").disabled = true;
   try {
     const job = await api("POST", "/api/jobs", request);
+    // The images are the job's now: the next job starts from an empty form (and so does a reload).
+    state.images.splice(0);
+    state.targets.splice(0);
+    renderImages();
+    renderTargets();
     location.hash = `job=${job.id}`;
     loadJobs();
   } catch (e) {

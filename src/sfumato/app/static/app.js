@@ -272,10 +272,10 @@ async function showEstimate() {
   let result;
   try { result = await api("POST", "/api/estimate", request); } catch (e) { return; }
   if (state.estimateKey !== key || result.seconds === null) return;
-  const time = duration(result.seconds).replace(" left", "");
+  const time = result.seconds < 10 ? "a few seconds" : duration(result.seconds).replace(" left", "").replace("about ", "");
   line.textContent = result.measured
-    ? `This will take ${time} on this computer (from the images it has protected so far).`
-    : `This will take roughly ${time.replace("about ", "")} (a first guess: the app learns this computer's speed as it works).`;
+    ? `This will take about ${time} on this computer (from the images it has protected so far).`
+    : `This will take roughly ${time} (a first guess: the app learns this computer's speed as it works).`;
 }
 
 async function start() {

@@ -83,7 +83,7 @@ def test_cli_summary_prints_the_verdict_and_warns_for_a_flat_image(
     flat = tmp_path / "in" / "flat.png"
     flat.parent.mkdir()
     Image.new("RGB", (64, 64), (128, 128, 128)).save(flat)
-    args = ["cloak", str(flat), "-o", str(tmp_path / "out"), "--style", "sketch", "--quiet"]
+    args = ["cloak", str(flat), "-o", str(tmp_path / "out"), "--style", "sketch"]
     code = main([*args, "--steps", "1", "--speed", "fast", "--device", "cpu", "--weights", str(weights_dir)])
     out, err = capsys.readouterr()
     assert code == 0

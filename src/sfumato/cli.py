@@ -460,16 +460,17 @@ def _cmd_protect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         _error(str(e))
         return EXIT_FAILED
     print(result.summary_line(), flush=True)
-    _print_verdicts(result.done + result.skipped)
+    _print_verdicts(result.done + result.skipped, quiet=args.quiet)
     return EXIT_FAILED if result.failed else EXIT_OK
 
 
-def _print_verdicts(items: Sequence[Any]) -> None:
-    """The verdicts after a batch (issue 23): counts on stdout, images with no protection on stderr."""
+def _print_verdicts(items: Sequence[Any], quiet: bool = False) -> None:
+    """The verdicts after a batch (issue 23): counts on stdout (not with --quiet), and always, on
+    stderr, every image with no protection."""
     from sfumato.verdict import batch_lines
 
     lines, warnings = batch_lines([(item.output.name, item.report) for item in items])
-    for line in lines:
+    for line in [] if quiet else lines:
         print(line, flush=True)
     for line in warnings:
         print(line, file=sys.stderr, flush=True)

@@ -108,3 +108,8 @@ def test_lab_text_is_the_readme_section_or_the_findings(tmp_path: Path) -> None:
     assert text.startswith("## The lab, measured") and "\n## " not in text and "-7 / 4 / 22 / 0 / 3 %" in text
     fallback = lab_text(tmp_path / "missing.md")
     assert "-7 to 22 %" in fallback and "wrong caption" in fallback
+
+
+def test_the_decoded_flux2_cloak_has_its_own_lab_finding() -> None:
+    v = verdict(report(0.03, encoders=("flux2-decoded",)))
+    assert v.level == "weak" and "2-4 %" in v.why and "not tested" not in v.why

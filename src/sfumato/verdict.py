@@ -53,6 +53,11 @@ LAB_FINDINGS: dict[tuple[str, str], LabFinding] = {
         "in the lab, poisons made for the FLUX.2 family taught a model trained on them no more than "
         "photos with a wrong caption would, and did nothing to a model with its own autoencoder",
     ),
+    ("cloak", "flux2-decoded"): LabFinding(
+        "weak",
+        "in the lab, cloaks aimed at what the FLUX.2 family redraws moved it only 2-4 % of the way and "
+        "left the copying of the style where it was",
+    ),
     ("cloak", "*"): LabFinding(
         "weak",
         "the lab has not tested this model family; in the one it tested (FLUX.2) an invisible cloak "

@@ -372,6 +372,9 @@ function countWords(statuses, total) {
   return parts.join(", ");
 }
 
+// {done: 2, cancelled: 1} -> ["done", "done", "cancelled"], for countWords.
+function statusList(counts) { return Object.entries(counts).flatMap(([s, n]) => Array(n).fill(s)); }
+
 function verdictNode(verdict) {
   if (!verdict) return null;
   const words = state.info.words.verdicts[verdict.level] || verdict.level;
@@ -479,8 +482,7 @@ function renderCurrent() {
   $("current-link").href = `#job=${job.id}`;
   const processed = (job.counts.done || 0) + (job.counts.failed || 0);
   $("current-bar").style.width = `${Math.round(100 * processed / Math.max(job.total, 1))}%`;
-  const statuses = Object.entries(job.counts).flatMap(([s, n]) => Array(n).fill(s));
-  $("current-status").textContent = `${STATUS_WORDS[job.status]} · ${countWords(statuses, job.total)}`;
+  $("current-status").textContent = `${STATUS_WORDS[job.status]} · ${countWords(statusList(job.counts), job.total)}`;
 }
 
 async function loadJobs() {
@@ -504,7 +506,7 @@ async function loadJobs() {
     return el("li", { "data-job": job.id },
       el("a", { href: `#job=${job.id}`, text: when }),
       el("span", { text: jobTitle(job) }), bar,
-      el("span", { class: `status-${job.status}`, text: `${STATUS_WORDS[job.status]} (${done} of ${job.total} done)` }));
+      el("span", { class: `job-status job-${job.status}`, text: `${STATUS_WORDS[job.status]} · ${countWords(statusList(job.counts), job.total)}` }));
   }));
   const running = data.jobs.some((j) => ["queued", "running"].includes(j.status));
   loadJobs.timer = setTimeout(loadJobs, running ? 3000 : 15000); // another tab may start a job

@@ -195,7 +195,7 @@ def _job_view(config: AppConfig, store: Store, worker: Worker, job: dict[str, An
             "thumb": f"/api/uploads/{item['upload_id']}/thumb.png",
             "original": f"/api/uploads/{item['upload_id']}/original.png",
         }
-        item["verdict"] = verdict(item["report"]).as_dict() if item["status"] == "done" else None
+        item["verdict"] = verdict(item["report"] or {}).as_dict() if item["status"] == "done" else None
         if item["status"] == "done":
             item["urls"].update(
                 protected=f"{base}/images/{item['idx']}/protected.png",

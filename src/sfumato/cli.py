@@ -391,6 +391,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MB",
         help="largest image file accepted (default: 64)",
     )
+    p.add_argument(
+        "--max-pixels",
+        type=_positive_int,
+        default=4096 * 4096,
+        metavar="N",
+        help="largest image accepted, in pixels (default 4096x4096 = 16777216: memory and time grow with it)",
+    )
     p.set_defaults(func=_cmd_serve, subparser=p)
     from sfumato.lab.cli import add_lab_parser
 
@@ -453,7 +460,20 @@ def _cmd_protect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         _error(str(e))
         return EXIT_FAILED
     print(result.summary_line(), flush=True)
+    _print_verdicts(result.done + result.skipped, quiet=args.quiet)
     return EXIT_FAILED if result.failed else EXIT_OK
+
+
+def _print_verdicts(items: Sequence[Any], quiet: bool = False) -> None:
+    """The verdicts after a batch (issue 23): counts on stdout (not with --quiet), and always, on
+    stderr, every image with no protection."""
+    from sfumato.verdict import batch_lines
+
+    lines, warnings = batch_lines([(item.output.name, item.report) for item in items])
+    for line in [] if quiet else lines:
+        print(line, flush=True)
+    for line in warnings:
+        print(line, file=sys.stderr, flush=True)
 
 
 def _num(value: object, fmt: str) -> str:
@@ -587,6 +607,7 @@ def _cmd_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         device=args.device,
         threads=args.threads,
         max_upload_mb=args.max_upload_mb,
+        max_pixels=args.max_pixels,
     )
     try:
         serve(config, host=args.host, port=args.port, open_browser=not args.no_browser)

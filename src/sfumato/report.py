@@ -9,6 +9,7 @@ import torch
 from sfumato.encoders import ImageEncoder
 from sfumato.optimise import encode_tiled, latent_distance
 from sfumato.quality import measure_quality
+from sfumato.verdict import verdict
 
 
 @torch.no_grad()
@@ -72,6 +73,7 @@ def summary_row(name: str, report: dict) -> dict[str, object]:
     for enc, fig in lat.items():
         row[f"moved_{enc}"] = fig.get("fraction_moved")
     row["seconds"] = report.get("seconds")
+    row["verdict"] = verdict(report).level  # what the figures mean, per the lab (sfumato.verdict)
     return row
 
 

@@ -92,7 +92,7 @@ def test_uploads_accept_images_and_name_every_bad_file(config: AppConfig, client
     assert [u["name"] for u in result["accepted"]] == ["goldfish.png"]
     errors = {r["name"]: r["error"] for r in result["rejected"] + more["rejected"]}
     assert errors["empty.png"] == "empty.png is empty (0 bytes)"
-    assert errors["notes.png"] == "notes.png is not an image Pillow can read"
+    assert errors["notes.png"] == "notes.png is not an image file this app can read"
     assert errors["cut.png"].startswith("cut.png is truncated or corrupt")
     assert errors["tiny.png"] == "tiny.png is 32x32; sfumato needs at least 64 px on each side"
     assert errors["moving.gif"].startswith("moving.gif is animated (2 frames)")

@@ -143,7 +143,7 @@ def test_upload_cloak_compare_and_download(playwright: Any, server: str, tmp_pat
                 "() => document.getElementById('job-progress').textContent === '100 %'", timeout=TIMEOUT_MS
             )
             page.wait_for_selector("#download-zip:not([hidden])")
-            assert "2 of 2 protected" in page.inner_text("#job-status")
+            assert "2 of 2 done" in page.inner_text("#job-status")
             page.screenshot(path=ARTIFACTS / "app-2-done.png", full_page=True)
 
             page.click("#job-items tr:first-child .compare")
@@ -154,6 +154,10 @@ def test_upload_cloak_compare_and_download(playwright: Any, server: str, tmp_pat
                 "() => ['before-img', 'after-img'].every(i => document.getElementById(i).naturalWidth === 96)"
             )
             assert page.eval_on_selector("#after-img", "e => e.getBoundingClientRect().width") == 384
+            verdict = page.inner_text("#viewer-verdict")
+            assert re.match(r"(Weak|No) protection", verdict) and "protected" not in verdict.split(".")[0]
+            assert page.inner_text("#figures") == ""  # the technical figures wait behind "details"
+            page.click("#viewer-details summary")
             figures = page.inner_text("#figures")
             assert "PSNR" in figures and "Latent movement (flux2)" in figures and "Transfer (sana)" in figures
             box = page.locator("#layers").bounding_box()

@@ -265,6 +265,57 @@ class Store:
             )
         return True
 
+    def rerun_job(self, job_id: str) -> int:
+        """Queue the cancelled and failed images of a finished job again; returns how many.
+
+        Images already done keep their results; the job goes back in the queue and is run from its
+        first image not done, as after a restart.
+        """
+        with self._tx() as c:
+            row = c.execute("SELECT status FROM jobs WHERE id=?", (job_id,)).fetchone()
+            if row is None or row["status"] in ("queued", "running"):
+                return 0
+            n = c.execute(
+                "UPDATE items SET status='queued', error=NULL, seconds=NULL, finished=NULL "
+                "WHERE job_id=? AND status IN ('cancelled', 'failed')",
+                (job_id,),
+            ).rowcount
+            if n:
+                c.execute("UPDATE jobs SET status='queued', error=NULL, finished=NULL WHERE id=?", (job_id,))
+        return n
+
+    def delete_job(self, job_id: str) -> list[str] | None:
+        """Forget a job that is not running; returns the uploads no other job uses (for the caller to
+        delete with their files), or None when there is no such job or it is still queued or running.
+
+        Uploads not in any job (chosen but never started) are kept: the page may still hold them.
+        """
+        with self._tx() as c:
+            row = c.execute("SELECT status, options FROM jobs WHERE id=?", (job_id,)).fetchone()
+            if row is None or row["status"] in ("queued", "running"):
+                return None
+            mine = {
+                r["upload_id"] for r in c.execute("SELECT upload_id FROM items WHERE job_id=?", (job_id,))
+            }
+            mine |= {t["id"] for t in json.loads(row["options"]).get("targets", [])}
+            c.execute("DELETE FROM items WHERE job_id=?", (job_id,))
+            c.execute("DELETE FROM jobs WHERE id=?", (job_id,))
+            used = {r["upload_id"] for r in c.execute("SELECT upload_id FROM items")}
+            for other in c.execute("SELECT options FROM jobs"):
+                used |= {t["id"] for t in json.loads(other["options"]).get("targets", [])}
+            orphans = sorted(mine - used)
+            c.executemany("DELETE FROM uploads WHERE id=?", [(u,) for u in orphans])
+        return orphans
+
+    def latest_job(self) -> dict[str, Any] | None:
+        """The job the home page opens with: the running or queued one, else the newest."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT id FROM jobs ORDER BY status NOT IN ('running', 'queued'), created DESC, rowid DESC "
+                "LIMIT 1"
+            ).fetchone()
+        return None if row is None else self.get_job(row["id"])
+
     def requeue_interrupted(self) -> int:
         """After a restart: jobs and images that were running go back in the queue; returns the jobs."""
         with self._tx() as c:

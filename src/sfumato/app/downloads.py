@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from sfumato.app.worker import result_path
 
 _UNSAFE = re.compile(r"[^\w .()+,=@-]", re.UNICODE)
 MAX_STEM = 100
+ENTRY_MODE = 0o644
 
 
 def safe_stem(name: str) -> str:
@@ -50,6 +53,15 @@ def content_disposition(filename: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename)}"
 
 
+def _entry(name: str, compress_type: int = zipfile.ZIP_DEFLATED) -> zipfile.ZipInfo:
+    """A zip entry that unpacks as an ordinary file (0644), not with the data folder's private 0600:
+    what the artist downloads is theirs to share."""
+    info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
+    info.compress_type = compress_type
+    info.external_attr = (stat.S_IFREG | ENTRY_MODE) << 16
+    return info
+
+
 def build_zip(config: AppConfig, job: dict[str, Any]) -> Path:
     """A temporary zip of the job's protected images, each with its report (``.png.json``) and, for
     a poisoned concept, its caption (``.txt``), as the command line writes them. The caller deletes it.
@@ -64,10 +76,11 @@ def build_zip(config: AppConfig, job: dict[str, Any]) -> Path:
     with handle, zipfile.ZipFile(handle, "w") as zf:
         for item in done:
             name = names[item["idx"]]
-            zf.write(result_path(config, job["id"], item["idx"]), name, compress_type=zipfile.ZIP_STORED)
+            png = result_path(config, job["id"], item["idx"]).read_bytes()
+            zf.writestr(_entry(name, zipfile.ZIP_STORED), png)
             report = json.dumps({"output": name, **(item["report"] or {})}, indent=2, ensure_ascii=False)
-            zf.writestr(name + ".json", report + "\n", compress_type=zipfile.ZIP_DEFLATED)
+            zf.writestr(_entry(name + ".json"), report + "\n")
             caption = job["options"].get("concept")
             if job["mode"] == "shade" and caption:
-                zf.writestr(name[: -len(".png")] + ".txt", caption + "\n", compress_type=zipfile.ZIP_DEFLATED)
+                zf.writestr(_entry(name[: -len(".png")] + ".txt"), caption + "\n")
     return Path(handle.name)

@@ -43,8 +43,10 @@ def colourise(values: np.ndarray) -> np.ndarray:
 def heat_map(original: torch.Tensor, protected: torch.Tensor) -> tuple[Image.Image, dict[str, float]]:
     """The heat map as an RGB image the size of the original, and its figures.
 
-    Figures: ``mean_ratio`` (average change over threshold) and ``visible_fraction`` (share of pixels
-    whose change reaches the threshold).
+    Figures: ``mean_ratio`` (average change over threshold), ``peak_ratio`` (the largest) and
+    ``visible_fraction`` (share of pixels whose change reaches the threshold). The presets bound each
+    change by a share of this same threshold, so at ``default`` the peak is near that share and the
+    visible fraction 0: the heat map, the presets and the page's words tell one story.
     """
     ratio = visibility_ratio(original, protected)
     grey = luminance(original.reshape(1, 3, *original.shape[-2:]).float())[0, 0].numpy()
@@ -53,6 +55,7 @@ def heat_map(original: torch.Tensor, protected: torch.Tensor) -> tuple[Image.Ima
     pixels = np.clip(rgb * 255 + 0.5, 0, 255).astype(np.uint8)
     figures = {
         "mean_ratio": round(float(r.mean()), 4),
+        "peak_ratio": round(float(r.max()), 4),
         "visible_fraction": round(float((r >= 1).mean()), 4),
     }
     return Image.fromarray(pixels, "RGB"), figures

@@ -13,6 +13,7 @@ from typing import Any
 
 from sfumato.app.db import Store, Upload
 from sfumato.app.uploads import valid_id
+from sfumato.app.words import AUTO_HELP, INTENSITY_HELP, MODE_HELP, SPEED_HELP
 from sfumato.budget import INTENSITY
 from sfumato.optimise import SPEED
 from sfumato.styles import STYLE_DESCRIPTIONS, STYLE_NAMES
@@ -21,25 +22,6 @@ MODES = ("cloak", "shade")
 MAX_IMAGES = 500
 MAX_CONCEPT_CHARS = 60
 _CONCEPT = re.compile(r"^[^\x00-\x1f\x7f]+$")
-
-INTENSITY_HELP = {
-    "low": "The least visible change, for flat colour and delicate work; the weakest protection.",
-    "default": "Unnoticeable on most paintings at normal viewing (about 35 dB PSNR), with solid protection.",
-    "high": "The strongest protection; up close, a faint grain may show in smooth areas.",
-}
-SPEED_HELP = {
-    "fast": f"{int(SPEED['fast']['steps'])} encoder passes per 512 px tile: about half the time of default, "
-    "a little less protection.",
-    "default": f"{int(SPEED['default']['steps'])} passes per tile: the balance of time and protection "
-    "(about 16 s for a 512 px image on 2 cores).",
-    "thorough": f"{int(SPEED['thorough']['steps'])} passes per tile: about four times as long as default, "
-    "and the furthest latent movement for the same visibility.",
-}
-MODE_HELP = {
-    "cloak": "A model trained on these images learns a different style (like Glaze).",
-    "shade": "Photos of one thing teach a model to draw another for its name (like Nightshade).",
-}
-AUTO_HELP = "Let sfumato pick a style at a middling-to-far distance from each image (as Glaze does)."
 
 
 class JobRequestError(ValueError):

@@ -10,8 +10,11 @@ Endpoints (all JSON unless an image or a zip):
 - ``GET /api/info``: version, menus (styles, presets with what each trades), limits
 - ``POST /api/uploads``: multipart ``files``; per file accepted (id, size) or rejected (message)
 - ``GET /api/uploads/{id}``; ``.../thumb.png``, ``.../original.png``, ``.../styles/{style}.png``
-- ``POST /api/jobs``; ``GET /api/jobs``; ``GET /api/jobs/{id}`` (with progress and time left);
-  ``POST /api/jobs/{id}/cancel``
+- ``POST /api/jobs``; ``GET /api/jobs`` (``current``: the running or newest job); ``GET /api/jobs/{id}``
+  (with progress, time left and each image's verdict); ``POST /api/jobs/{id}/cancel``,
+  ``POST /api/jobs/{id}/rerun`` (its cancelled and failed images), ``DELETE /api/jobs/{id}`` (the job, its
+  results and the uploads no other job uses)
+- ``POST /api/estimate``: seconds a job would take, before starting it
 - ``GET /api/jobs/{id}/images/{idx}/protected.png`` (``?download=1`` to save it),
   ``.../heatmap.png``; ``GET /api/jobs/{id}/download.zip``
 
@@ -39,16 +42,23 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from sfumato import __version__
-from sfumato.app.config import DEFAULT_PORT, AppConfig, is_loopback
+from sfumato.app.config import (
+    DEFAULT_PORT,
+    LARGE_PIXELS,
+    AppConfig,
+    is_loopback,
+    make_private,
+    private_umask,
+)
 from sfumato.app.db import Store
 from sfumato.app.downloads import build_zip, content_disposition, output_names
-from sfumato.app.jobs import JobRequestError, choices, parse_job_request
-from sfumato.app.progress import job_progress
+from sfumato.app.jobs import JobRequestError, choices, parse_job_request, pick
+from sfumato.app.progress import estimate, job_progress
 from sfumato.app.uploads import (
     UploadRejected,
     accept_upload,
@@ -56,9 +66,12 @@ from sfumato.app.uploads import (
     original_path,
     style_preview,
     thumb_path,
+    upload_dir,
     valid_id,
 )
+from sfumato.app.words import FIGURE_HELP, VERDICT_WORDS
 from sfumato.app.worker import EventFn, Worker, heat_path, result_path
+from sfumato.verdict import lab_text, verdict
 
 STATIC = Path(str(resources.files("sfumato.app") / "static"))
 CLIENT_HEADER = "x-sfumato"
@@ -182,6 +195,7 @@ def _job_view(config: AppConfig, store: Store, worker: Worker, job: dict[str, An
             "thumb": f"/api/uploads/{item['upload_id']}/thumb.png",
             "original": f"/api/uploads/{item['upload_id']}/original.png",
         }
+        item["verdict"] = verdict(item["report"] or {}).as_dict() if item["status"] == "done" else None
         if item["status"] == "done":
             item["urls"].update(
                 protected=f"{base}/images/{item['idx']}/protected.png",
@@ -200,13 +214,25 @@ async def index(request: Request) -> FileResponse:
     return FileResponse(STATIC / "index.html", media_type="text/html")
 
 
+README = Path(__file__).resolve().parents[3] / "README.md"  # beside the source, in a checkout
+
+
+def lab_page(request: Request) -> PlainTextResponse:
+    """What the lab found, which each verdict rests on: the README's lab section when the app runs from
+    a checkout, else the findings the verdicts quote (the page loads nothing from the network)."""
+    return PlainTextResponse(lab_text(README))
+
+
 async def info(request: Request) -> JSONResponse:
     config, _, worker = _state(request)
     return JSONResponse(
         {
             "version": __version__,
             "choices": choices(),
+            "words": {"figures": FIGURE_HELP, "verdicts": VERDICT_WORDS},
             "max_upload_bytes": config.max_upload_bytes,
+            "max_pixels": config.max_pixels,
+            "large_pixels": LARGE_PIXELS,
             "device": config.device,
             "worker": worker.alive,
         }
@@ -306,7 +332,49 @@ def list_jobs(request: Request) -> JSONResponse:
     live = worker.live()
     for job in jobs:
         job["running_image"] = live.idx if live is not None and live.job_id == job["id"] else None
-    return JSONResponse({"jobs": jobs})
+    current = store.latest_job()
+    return JSONResponse({"jobs": jobs, "current": None if current is None else current["id"]})
+
+
+async def post_estimate(request: Request) -> JSONResponse:
+    """How long a job would take, before it starts: ``{"images": [ids], "speed", "mode"}``."""
+    _, store, _ = _state(request)
+    try:
+        body = await request.json()
+        if not isinstance(body, dict) or not isinstance(body.get("images"), list):
+            raise JobRequestError("send {images: [upload ids], speed, mode}")
+        speed = pick(body, "speed", ("fast", "default", "thorough"), "default")
+        mode = pick(body, "mode", ("cloak", "shade"), "cloak")
+    except (ValueError, JobRequestError) as e:
+        return _error(400, str(e))
+    uploads = [store.get_upload(i) for i in body["images"] if isinstance(i, str) and valid_id(i)]
+    pixels = sum(u.width * u.height for u in uploads if u is not None)
+    return JSONResponse(estimate(pixels, speed, store.seconds_per_pixel(speed, mode)))
+
+
+def rerun_job(request: Request) -> JSONResponse:
+    config, store, worker = _state(request)
+    job = _get_job(request)
+    if not worker.rerun(job["id"]):
+        return _error(409, "nothing to run again: only a finished job's cancelled or failed images can be")
+    return JSONResponse(_job_view(config, store, worker, _get_job(request)))
+
+
+def delete_job(request: Request) -> JSONResponse:
+    """Forget a job: its results, and its uploads that no other job uses (the artist's copies only)."""
+    import shutil
+
+    config, store, worker = _state(request)
+    job = _get_job(request)
+    if worker.busy_with(job["id"]):
+        return _error(409, "the job is still stopping; try again in a moment")
+    orphans = store.delete_job(job["id"])
+    if orphans is None:
+        return _error(409, f"the job is {job['status']}; cancel it before deleting it")
+    shutil.rmtree(config.jobs_dir / job["id"], ignore_errors=True)
+    for upload_id in orphans:
+        shutil.rmtree(upload_dir(config, upload_id), ignore_errors=True)
+    return JSONResponse({"deleted": job["id"], "uploads_deleted": len(orphans)})
 
 
 def _get_job(request: Request) -> dict[str, Any]:
@@ -390,9 +458,9 @@ def create_app(
 ) -> Starlette:
     """The ASGI app. The worker starts and stops with the app's lifespan (``start_worker=False``
     leaves jobs queued, for tests of the API alone)."""
-    for folder in (config.data_dir, config.uploads_dir, config.jobs_dir):
-        folder.mkdir(parents=True, exist_ok=True)
+    make_private(config)
     store = Store(config.db_path)
+    make_private(config)  # the database files now exist
     worker = Worker(config, store, on_event)
 
     @contextlib.asynccontextmanager
@@ -410,6 +478,7 @@ def create_app(
         Route("/", index),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
         Route("/api/info", info),
+        Route("/lab", lab_page),
         Route("/api/uploads", post_uploads, methods=["POST"]),
         Route("/api/uploads/{id}", get_upload),
         Route("/api/uploads/{id}/{kind:str}.png", upload_image),
@@ -417,7 +486,10 @@ def create_app(
         Route("/api/jobs", post_job, methods=["POST"]),
         Route("/api/jobs", list_jobs),
         Route("/api/jobs/{id}", get_job),
+        Route("/api/jobs/{id}", delete_job, methods=["DELETE"]),
         Route("/api/jobs/{id}/cancel", cancel_job, methods=["POST"]),
+        Route("/api/jobs/{id}/rerun", rerun_job, methods=["POST"]),
+        Route("/api/estimate", post_estimate, methods=["POST"]),
         Route("/api/jobs/{id}/images/{idx:int}/protected.png", job_image),
         Route("/api/jobs/{id}/images/{idx:int}/heatmap.png", job_heatmap),
         Route("/api/jobs/{id}/download.zip", job_zip),
@@ -453,6 +525,7 @@ def serve(
     def event(kind: str, job_id: str, message: str) -> None:
         echo(f"[{kind}] {job_id[:6]} {message}".rstrip())
 
+    private_umask()  # the artist's images and results: readable by this user only
     app = create_app(config, loopback_only=loopback, on_event=event)
     echo(f"sfumato app: {url}  (data in {config.data_dir}; Ctrl+C to stop)")
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))

@@ -21,7 +21,7 @@ from sfumato.app.config import AppConfig, default_threads
 from sfumato.app.db import Store
 from sfumato.app.heatmap import heat_map
 from sfumato.app.progress import Live, step_fraction
-from sfumato.app.uploads import source_path
+from sfumato.app.uploads import artist_words, source_path
 from sfumato.encoders.weights import ChecksumError, WeightsNotFoundError
 from sfumato.imageio import ImageInputError, atomic_write_bytes, load_image, save_image
 from sfumato.protect import Protected, cloak, shade
@@ -93,6 +93,20 @@ class Worker:
             self._cancelled.add(job_id)
         return True
 
+    def rerun(self, job_id: str) -> int:
+        """Queue a finished job's cancelled and failed images again; returns how many."""
+        n = self.store.rerun_job(job_id)
+        if n:
+            with self._lock:
+                self._cancelled.discard(job_id)
+            self.notify()
+        return n
+
+    def busy_with(self, job_id: str) -> bool:
+        """Whether an image of this job is still being computed (a cancel stops it at its next step)."""
+        live = self.live()
+        return live is not None and live.job_id == job_id
+
     def live(self) -> Live | None:
         with self._lock:
             return None if self._live is None else Live(**vars(self._live))
@@ -122,11 +136,19 @@ class Worker:
             return
         self.store.set_job(job_id, "running")
         n = len(job["items"])
-        for item in job["items"]:
-            if item["status"] != "queued" and item["status"] != "running":
-                continue
+        for idx in range(n):
             if self._stopping.is_set() or self._is_cancelled(job_id):
                 return
+            # Read again before each image: a cancel, or a rerun of a cancelled job while this loop was
+            # still finishing its image, changes the record under it (a rerun puts it back to queued).
+            now = self.store.get_job(job_id)
+            if now is None or now["status"] not in ("queued", "running"):
+                return
+            if now["status"] == "queued":
+                self.store.set_job(job_id, "running")
+            item = now["items"][idx]
+            if item["status"] != "queued" and item["status"] != "running":
+                continue
             try:
                 self._run_item(job, item)
             except _Interrupted:
@@ -182,7 +204,7 @@ class Worker:
             heat.save(buf, format="PNG")
             atomic_write_bytes(heat_path(self.config, job_id, idx), buf.getvalue())
         except ImageInputError as e:
-            self.store.set_item(job_id, idx, "failed", error=f"{item['name']} {e.problem}")
+            self.store.set_item(job_id, idx, "failed", error=f"{item['name']} {artist_words(e.problem)}")
             return
         except (OSError, ValueError, RuntimeError) as e:
             if isinstance(e, (WeightsNotFoundError, ChecksumError)):
@@ -191,7 +213,7 @@ class Worker:
             return
         report = {
             "input": item["name"],
-            **protected.report,
+            **_without_paths(protected.report, job),
             "visibility": visibility,
             "warnings": warnings,
         }
@@ -240,3 +262,16 @@ class Worker:
     def _event(self, event: str, job_id: str, message: str) -> None:
         if self.on_event is not None:
             self.on_event(event, job_id, message)
+
+
+def _without_paths(report: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    """The report with the target image named as the artist uploaded it, never by its path on this
+    machine (reports leave it in the zip)."""
+    settings = dict(report.get("settings") or {})
+    target = settings.get("target_file")
+    if target is None:
+        return report
+    names = {t["id"]: t["name"] for t in job["options"].get("targets", [])}
+    upload_id = Path(target).parent.name
+    settings["target_file"] = names.get(upload_id, "target image")
+    return {**report, "settings": settings}

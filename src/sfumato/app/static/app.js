@@ -23,14 +23,73 @@ async function api(method, url, body) {
     options.body = JSON.stringify(body);
     options.headers["Content-Type"] = "application/json";
   }
-  const response = await fetch(url, options);
+  let response;
+  try {
+    response = await fetch(url, options);
+  } catch (e) {
+    // No answer at all (the server is stopped or restarting): the callers retry by themselves.
+    const offline = new Error("the app is not answering");
+    offline.offline = true;
+    setOnline(false);
+    throw offline;
+  }
+  setOnline(true);
   let data = null;
   try { data = await response.json(); } catch (e) { data = null; }
   if (!response.ok && !(data && (data.accepted || data.rejected))) {
     const message = data && data.error ? data.error : `${response.status} ${response.statusText}`;
-    throw new Error(message);
+    const error = new Error(message);
+    error.status = response.status;
+    throw error;
   }
   return data;
+}
+
+// The connection: a banner while the server does not answer; every poll goes on by itself meanwhile.
+function setOnline(online) {
+  const banner = $("connection");
+  if (banner) banner.hidden = online;
+  if (online && !state.info && state.initWaiting) { state.initWaiting = false; init(); }
+}
+
+const RETRY_MS = 2000;
+
+// The choices survive a reload: the page keeps the upload ids (never the images) in this browser.
+const SAVED = "sfumato.choices";
+
+function saveChoices() {
+  if (!state.restored) return; // not before the saved choices were read back
+  const checked = (name) => { const input = document.querySelector(`input[name=${name}]:checked`); return input ? input.value : null; };
+  const choices = {
+    images: state.images, targets: state.targets, mode: mode(), style: checked("style"),
+    intensity: checked("intensity"), speed: checked("speed"),
+    concept: $("concept").value, as_concept: $("as-concept").value,
+  };
+  try { localStorage.setItem(SAVED, JSON.stringify(choices)); } catch (e) { /* private mode: no memory */ }
+}
+
+async function restoreChoices() {
+  let saved = null;
+  try { saved = JSON.parse(localStorage.getItem(SAVED) || "null"); } catch (e) { saved = null; }
+  if (saved) {
+    const still = async (list) => {
+      const kept = [];
+      for (const upload of list || []) {
+        try { kept.push(await api("GET", `/api/uploads/${upload.id}`)); } catch (e) { /* deleted: drop it */ }
+      }
+      return kept;
+    };
+    state.images.push(...await still(saved.images));
+    state.targets.push(...await still(saved.targets));
+    const check = (name, value) => {
+      const input = value && document.querySelector(`input[name=${name}][value="${CSS.escape(value)}"]`);
+      if (input) input.checked = true;
+    };
+    check("mode", saved.mode); check("style", saved.style); check("intensity", saved.intensity); check("speed", saved.speed);
+    $("concept").value = saved.concept || "";
+    $("as-concept").value = saved.as_concept || "";
+  }
+  state.restored = true;
 }
 
 function el(tag, props = {}, ...children) {
@@ -195,6 +254,28 @@ function updateStart() {
   }
   button.disabled = Boolean(missing);
   button.title = missing;
+  saveChoices();
+  showEstimate();
+}
+
+async function showEstimate() {
+  const line = $("estimate");
+  const large = state.info ? state.images.filter((u) => u.width * u.height > state.info.large_pixels) : [];
+  $("large-warnings").replaceChildren(...large.map((u) => el("li", {
+    text: `${u.name} is large (${u.width}×${u.height}): it will take long and need a lot of memory. A smaller copy protects faster.`,
+  })));
+  if (!state.images.length) { line.textContent = ""; return; }
+  const speed = document.querySelector("input[name=speed]:checked");
+  const request = { images: state.images.map((u) => u.id), speed: speed ? speed.value : "default", mode: mode() };
+  const key = JSON.stringify(request);
+  state.estimateKey = key;
+  let result;
+  try { result = await api("POST", "/api/estimate", request); } catch (e) { return; }
+  if (state.estimateKey !== key || result.seconds === null) return;
+  const time = result.seconds < 10 ? "a few seconds" : duration(result.seconds).replace(" left", "").replace("about ", "");
+  line.textContent = result.measured
+    ? `This will take about ${time} on this computer (from the images it has protected so far).`
+    : `This will take roughly ${time} (a first guess: the app learns this computer's speed as it works).`;
 }
 
 async function start() {
@@ -212,7 +293,13 @@ async function start() {
   $("start").disabled = true;
   try {
     const job = await api("POST", "/api/jobs", request);
+    // The images are the job's now: the next job starts from an empty form (and so does a reload).
+    state.images.splice(0);
+    state.targets.splice(0);
+    renderImages();
+    renderTargets();
     location.hash = `job=${job.id}`;
+    loadJobs();
   } catch (e) {
     $("start-error").textContent = e.message;
   } finally {
@@ -231,6 +318,7 @@ function route() {
     clearTimeout(state.poll);
     $("job").hidden = true;
     $("new-job").hidden = false;
+    renderCurrent();
     if (location.hash === "#jobs") $("jobs").scrollIntoView();
   }
 }
@@ -239,8 +327,10 @@ function openJob(id) {
   state.jobId = id;
   state.job = null;
   $("new-job").hidden = true;
+  $("current").hidden = true;
   $("job").hidden = false;
   $("job-items").replaceChildren();
+  $("job-error").textContent = "";
   pollJob();
 }
 
@@ -252,7 +342,9 @@ async function pollJob() {
   try {
     job = await api("GET", `/api/jobs/${id}`);
   } catch (e) {
-    $("job-error").textContent = `This job cannot be shown: ${e.message}`;
+    if (id !== state.jobId) return;
+    if (e.offline) { state.poll = setTimeout(pollJob, RETRY_MS); return; } // resumes when the app answers
+    $("job-error").textContent = e.status === 404 ? "This job is not there (it was deleted)." : `This job cannot be shown: ${e.message}`;
     return;
   }
   if (id !== state.jobId) return;
@@ -271,6 +363,28 @@ function jobTitle(job) {
   return `${what}, ${n} image${n === 1 ? "" : "s"}, ${job.options.intensity} intensity, ${job.speed} speed`;
 }
 
+// "1 of 3 done, 2 stopped": what happened to each image, never "protected" (the verdict says how much).
+function countWords(statuses, total) {
+  const n = (s) => statuses.filter((x) => x === s).length;
+  const parts = [`${n("done")} of ${total} done`];
+  if (n("failed")) parts.push(`${n("failed")} failed`);
+  if (n("cancelled")) parts.push(`${n("cancelled")} stopped before they ran`);
+  return parts.join(", ");
+}
+
+// {done: 2, cancelled: 1} -> ["done", "done", "cancelled"], for countWords.
+function statusList(counts) { return Object.entries(counts).flatMap(([s, n]) => Array(n).fill(s)); }
+
+function verdictNode(verdict) {
+  if (!verdict) return null;
+  const words = state.info.words.verdicts[verdict.level] || verdict.level;
+  const why = verdict.why.charAt(0).toUpperCase() + verdict.why.slice(1);
+  return el("div", { class: "verdict" },
+    el("b", { class: `verdict-${verdict.level}`, text: words }),
+    el("span", { class: "why", text: `${why}. ` }),
+    el("a", { href: "/lab", target: "_blank", rel: "noopener", text: "What the lab found" }));
+}
+
 const PHASE_WORDS = { preparing: "loading and choosing the target…", protecting: "protecting…", measuring: "measuring the effect…" };
 const STATUS_WORDS = { queued: "waiting to start", running: "protecting", done: "done", failed: "failed", cancelled: "cancelled" };
 
@@ -278,8 +392,10 @@ function renderJob(job) {
   $("job-title").textContent = jobTitle(job);
   $("job-bar").style.width = pct(job.progress.fraction).replace(" ", "");
   $("job-progress").textContent = pct(job.progress.fraction);
-  const counts = job.items.filter((i) => i.status === "done").length;
-  $("job-status").textContent = `${STATUS_WORDS[job.status]} · ${counts} of ${job.items.length} protected`;
+  $("job-status").textContent = `${STATUS_WORDS[job.status]} · ${countWords(job.items.map((i) => i.status), job.items.length)}`;
+  const over = !["queued", "running"].includes(job.status);
+  $("rerun-job").hidden = !(over && job.items.some((i) => ["cancelled", "failed"].includes(i.status)));
+  $("delete-job").hidden = !over;
   $("job-eta").textContent = ["queued", "running"].includes(job.status) ? duration(job.progress.seconds_left) : "";
   $("job-error").textContent = job.error || "";
   $("cancel-job").hidden = !["queued", "running"].includes(job.status);
@@ -310,12 +426,13 @@ function itemRow(job, item) {
     const effect = r.effect || {};
     const q = effect.quality || {};
     const moved = Object.entries(effect.latents || {}).filter(([, f]) => f.attacked)
-      .map(([name, f]) => `${name} moved ${pct(f.fraction_moved || 0)}`).join(", ");
-    status = el("td", {},
-      el("span", { class: "status-done", text: "protected" }),
-      el("div", { class: "figs", text: `PSNR ${num(q.psnr_db, 1)} dB · ${moved}${r.style ? ` · style ${r.style}` : ""}` }));
+      .map(([name, f]) => `${name} latents moved ${pct(f.fraction_moved || 0)}`).join(", ");
+    status = el("td", {}, verdictNode(item.verdict),
+      el("details", {}, el("summary", { text: "Details" }),
+        el("div", { class: "figs", text: `PSNR ${num(q.psnr_db, 1)} dB · ${moved}${r.style ? ` · target style ${r.style}` : ""}` })));
   } else if (item.status === "failed" || item.status === "cancelled") {
-    status = el("td", {}, el("span", { class: `status-${item.status}`, text: item.error || item.status }));
+    const words = item.status === "cancelled" ? "stopped before it ran" : "failed";
+    status = el("td", {}, el("span", { class: `status-${item.status}`, text: item.error || words }));
   } else {
     status = el("td", {}, el("div", { class: "progress" }, el("div")),
       el("div", { class: "figs", text: item.status === "running" ? "protecting…" : "waiting" }));
@@ -335,23 +452,64 @@ async function cancelJob() {
   pollJob();
 }
 
+async function rerunJob() {
+  try { await api("POST", `/api/jobs/${state.jobId}/rerun`); } catch (e) { $("job-error").textContent = e.message; }
+  pollJob();
+  loadJobs();
+}
+
+async function deleteJob() {
+  if (!confirm("Delete this job, its protected images and the uploaded copies no other job uses? Your own files are not touched.")) return;
+  try {
+    await api("DELETE", `/api/jobs/${state.jobId}`);
+  } catch (e) {
+    $("job-error").textContent = e.message;
+    return;
+  }
+  location.hash = "";
+  loadJobs();
+}
+
+// The home page opens with the running job, else the newest (from the last jobs list).
+function renderCurrent() {
+  const box = $("current");
+  const job = state.jobs && state.jobs.find((j) => j.id === state.current);
+  if (!job || state.jobId) { box.hidden = true; return; }
+  box.hidden = false;
+  const running = ["queued", "running"].includes(job.status);
+  $("current-title").textContent = running ? "Your job in progress" : "Your latest job";
+  $("current-link").textContent = jobTitle(job);
+  $("current-link").href = `#job=${job.id}`;
+  const processed = (job.counts.done || 0) + (job.counts.failed || 0);
+  $("current-bar").style.width = `${Math.round(100 * processed / Math.max(job.total, 1))}%`;
+  $("current-status").textContent = `${STATUS_WORDS[job.status]} · ${countWords(statusList(job.counts), job.total)}`;
+}
+
 async function loadJobs() {
   let data;
-  try { data = await api("GET", "/api/jobs"); } catch (e) { return; }
+  clearTimeout(loadJobs.timer);
+  try {
+    data = await api("GET", "/api/jobs");
+  } catch (e) {
+    loadJobs.timer = setTimeout(loadJobs, RETRY_MS); // the list comes back with the app
+    return;
+  }
+  state.jobs = data.jobs;
+  state.current = data.current;
+  renderCurrent();
   $("no-jobs").hidden = data.jobs.length > 0;
   $("job-list").replaceChildren(...data.jobs.map((job) => {
     const done = job.counts.done || 0;
     const when = new Date(job.created * 1000).toLocaleString();
     const bar = el("div", { class: "progress" }, el("div"));
     bar.firstChild.style.width = `${Math.round(100 * (done + (job.counts.failed || 0)) / Math.max(job.total, 1))}%`;
-    return el("li", {},
+    return el("li", { "data-job": job.id },
       el("a", { href: `#job=${job.id}`, text: when }),
       el("span", { text: jobTitle(job) }), bar,
-      el("span", { class: `status-${job.status}`, text: `${STATUS_WORDS[job.status]} (${done}/${job.total})` }));
+      el("span", { class: `job-status job-${job.status}`, text: `${STATUS_WORDS[job.status]} · ${countWords(statusList(job.counts), job.total)}` }));
   }));
   const running = data.jobs.some((j) => ["queued", "running"].includes(j.status));
-  clearTimeout(loadJobs.timer);
-  if (running) loadJobs.timer = setTimeout(loadJobs, 3000);
+  loadJobs.timer = setTimeout(loadJobs, running ? 3000 : 15000); // another tab may start a job
 }
 
 // ------------------------------------------------------------------------------------------- viewer
@@ -365,6 +523,7 @@ function openViewer(item) {
   $("viewer-download").href = item.urls.download;
   $("viewer-download").setAttribute("download", item.output_name);
   renderFigures(item.report || {}, item.seconds);
+  $("viewer-verdict").replaceChildren(...[verdictNode(item.verdict)].filter(Boolean));
   $("viewer").hidden = false;
   applyView();
   $("viewer").scrollIntoView({ behavior: "smooth" });
@@ -437,23 +596,25 @@ function renderFigures(report, seconds) {
   const effect = report.effect || {};
   const q = effect.quality || {};
   const latents = Object.entries(effect.latents || {});
-  const rows = [
-    ["PSNR", `${num(q.psnr_db, 1)} dB`, "How close the protected image is to the original; above 35 dB is hard to see."],
-    ["SSIM", num(q.ssim, 3), "Structural similarity; 1 means identical."],
-    ["Change in flat regions", num(q.flat_mean_change, 2), "Mean change (0–255) where colour is flat, where changes show most."],
-    ["Largest change", num(q.max_change, 1), "The largest change of any pixel (0–255)."],
-  ];
+  const words = state.info.words.figures;
+  const rows = [];
+  if (report.visibility) {
+    rows.push(["At or above visibility", pct(report.visibility.visible_fraction), words.visible]);
+    if (typeof report.visibility.peak_ratio === "number") {
+      rows.push(["Largest change against visibility", pct(report.visibility.peak_ratio), words.peak]);
+    }
+  }
+  rows.push(
+    ["PSNR", `${num(q.psnr_db, 1)} dB`, words.psnr],
+    ["SSIM", num(q.ssim, 3), words.ssim],
+    ["Change in flat regions", num(q.flat_mean_change, 2), words.flat],
+    ["Largest change", num(q.max_change, 1), words.max_change],
+  );
   for (const [name, f] of latents.filter(([, f]) => f.attacked)) {
-    rows.push([`Latent movement (${name})`, pct(f.fraction_moved || 0),
-      "How far the image moved toward its target as this encoder sees it: the protection."]);
+    rows.push([`Latent movement (${name})`, pct(f.fraction_moved || 0), words.moved]);
   }
   for (const [name, f] of latents.filter(([, f]) => !f.attacked)) {
-    rows.push([`Transfer (${name})`, pct(f.fraction_moved || 0),
-      "The same movement seen by an encoder that was not attacked."]);
-  }
-  if (report.visibility) {
-    rows.push(["At or above visibility", pct(report.visibility.visible_fraction),
-      "Share of pixels whose change reaches the eye's threshold (the heat map's pale yellow)."]);
+    rows.push([`Transfer (${name})`, pct(f.fraction_moved || 0), words.transfer]);
   }
   if (report.style) rows.push(["Target style", report.style, ""]);
   if (typeof seconds === "number") rows.push(["Time", `${seconds.toFixed(1)} s`, "From loading the image to saving the result."]);
@@ -464,11 +625,17 @@ function renderFigures(report, seconds) {
 
 // --------------------------------------------------------------------------------------------- start
 
+// Before the first answer: knock until the app is there (setOnline then starts the page).
+function waitForApp() {
+  api("GET", "/api/info").catch(() => setTimeout(waitForApp, RETRY_MS));
+}
+
 async function init() {
   try {
     state.info = await api("GET", "/api/info");
   } catch (e) {
-    $("start-error").textContent = `The app is not answering: ${e.message}`;
+    if (e.offline) { state.initWaiting = true; setTimeout(waitForApp, RETRY_MS); }
+    else $("start-error").textContent = `The app cannot start: ${e.message}`;
     return;
   }
   renderChoices();
@@ -480,6 +647,11 @@ async function init() {
   $("preview-image").addEventListener("change", (e) => { state.previewId = e.target.value; renderStylePreviews(); });
   $("start").addEventListener("click", start);
   $("cancel-job").addEventListener("click", cancelJob);
+  $("rerun-job").addEventListener("click", rerunJob);
+  $("delete-job").addEventListener("click", deleteJob);
+  for (const name of ["intensity", "speed", "style"]) {
+    document.addEventListener("change", (e) => { if (e.target.name === name) updateStart(); });
+  }
   $("viewer-close").addEventListener("click", closeViewer);
   for (const input of document.querySelectorAll("input[name=view]")) input.addEventListener("change", applyView);
   $("zoom").addEventListener("change", applyZoom);
@@ -494,6 +666,7 @@ async function init() {
   syncScroll($("side-before-pane"), $("side-after-pane"));
   syncScroll($("side-after-pane"), $("side-before-pane"));
   window.addEventListener("hashchange", route);
+  await restoreChoices();
   renderImages();
   renderTargets();
   showMode();

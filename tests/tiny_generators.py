@@ -30,7 +30,8 @@ def _clip_vocab() -> dict[str, int]:
 
 
 def tiny_pipeline(folder: Path, prediction_type: str = "epsilon", seed: int = 0) -> Path:
-    """Write a tiny SD-class pipeline folder: UNet, VAE (factor 2), CLIP text encoder, tokenizer, scheduler."""
+    """Write a tiny SD-class pipeline folder: UNet, VAE (factor 2), CLIP text encoder, tokenizer and
+    scheduler."""
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
@@ -73,7 +74,9 @@ def tiny_pipeline(folder: Path, prediction_type: str = "epsilon", seed: int = 0)
             pad_token_id=tok.pad_token_id,
         )
     ).save_pretrained(folder / "text_encoder")
-    DDPMScheduler(num_train_timesteps=1000, prediction_type=prediction_type).save_pretrained(folder / "scheduler")
+    DDPMScheduler(num_train_timesteps=1000, prediction_type=prediction_type).save_pretrained(
+        folder / "scheduler"
+    )
     return folder
 
 
@@ -111,8 +114,14 @@ def tiny_lab(seed: int = 0) -> LabGenerator:
     """A tiny lab generator over a random 4-channel encoder, with random (non-zero) output layers."""
     torch.manual_seed(seed)
     config = GeneratorConfig(
-        latent_channels=4, latent_size=8, text_dim=16, width=16, channel_mults=(1,), attn_resolutions=(8,),
-        heads=2, ff_mult=1,
+        latent_channels=4,
+        latent_size=8,
+        text_dim=16,
+        width=16,
+        channel_mults=(1,),
+        attn_resolutions=(8,),
+        heads=2,
+        ff_mult=1,
     )
     model = LatentUNet(config)
     # The zero-initialised output layers would make every prediction 0 and every gradient vanish.

@@ -79,12 +79,16 @@ class DiffusersGenerator:
         encoders = [CLIPTextModel.from_pretrained(p / "text_encoder", **kw).to(device)]
         tokenizers = [AutoTokenizer.from_pretrained(p / "tokenizer", local_files_only=True)]
         if (p / "text_encoder_2").is_dir():
-            encoders.append(CLIPTextModelWithProjection.from_pretrained(p / "text_encoder_2", **kw).to(device))
+            encoders.append(
+                CLIPTextModelWithProjection.from_pretrained(p / "text_encoder_2", **kw).to(device)
+            )
             tokenizers.append(AutoTokenizer.from_pretrained(p / "tokenizer_2", local_files_only=True))
         config = DDPMScheduler.load_config(p / "scheduler") if (p / "scheduler").is_dir() else {}
         scheduler = DDPMScheduler.from_config(config)
         prediction = str(scheduler.config.prediction_type)
-        return cls(unet, vae, encoders, tokenizers, scheduler.alphas_cumprod, prediction, f"diffusers:{p.name}")
+        return cls(
+            unet, vae, encoders, tokenizers, scheduler.alphas_cumprod, prediction, f"diffusers:{p.name}"
+        )
 
     @property
     def device(self) -> torch.device:
@@ -115,7 +119,9 @@ class DiffusersGenerator:
         cond = {"hidden": torch.cat(hidden, dim=-1).float()}
         if self.xl:
             if pooled is None:
-                raise ValueError("an SDXL UNet needs a second text encoder with a projection (text_encoder_2)")
+                raise ValueError(
+                    "an SDXL UNet needs a second text encoder with a projection (text_encoder_2)"
+                )
             cond["pooled"] = pooled.float()
         return cond
 

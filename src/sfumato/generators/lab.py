@@ -1,4 +1,5 @@
-"""The lab's generator (a ``sfumato lab train-base`` checkpoint) as a :class:`~sfumato.generators.base.Generator`.
+"""The lab's generator (a ``sfumato lab train-base`` checkpoint) as a
+:class:`~sfumato.generators.base.Generator`.
 
 Latents are the lab encoder's, normalised by the statistics the checkpoint carries; the training step is
 the lab's rectified flow (``x_t = (1 - t) x0 + t eps``, velocity target ``eps - x0``, times from the
@@ -24,7 +25,12 @@ class LabGenerator:
     """``model`` (a :class:`LatentUNet`), its image ``encoder`` and ``text`` (captions -> (emb, mask))."""
 
     def __init__(
-        self, model: LatentUNet, encoder: torch.nn.Module, text: TextFn, name: str = "lab", resolution: int = 64
+        self,
+        model: LatentUNet,
+        encoder: torch.nn.Module,
+        text: TextFn,
+        name: str = "lab",
+        resolution: int = 64,
     ) -> None:
         self.model, self.encoder, self.text = model, encoder, text
         self.denoiser = model
@@ -51,7 +57,9 @@ class LabGenerator:
         if spec is None:
             raise ValueError(f"{ckpt} names no encoder (no spec in its metadata, no spec.json beside it)")
         encoder = load_lab_encoder(spec["encoder"]).to(device)
-        return cls(model, encoder, TextEncoder().encode_tokens, f"lab:{ckpt.parent.name}", int(spec.get("size", 64)))
+        return cls(
+            model, encoder, TextEncoder().encode_tokens, f"lab:{ckpt.parent.name}", int(spec.get("size", 64))
+        )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.normalize(self.encoder(x).float())

@@ -36,7 +36,7 @@ def tiny_pipeline(folder: Path, prediction_type: str = "epsilon", seed: int = 0)
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     torch.manual_seed(seed)
-    UNet2DConditionModel(
+    unet = UNet2DConditionModel(
         sample_size=8,
         in_channels=4,
         out_channels=4,
@@ -47,7 +47,10 @@ def tiny_pipeline(folder: Path, prediction_type: str = "epsilon", seed: int = 0)
         cross_attention_dim=16,
         attention_head_dim=4,
         norm_num_groups=4,
-    ).save_pretrained(folder / "unet")
+    )
+    # Random weights predict a near-constant noise; a louder output layer lets the latents matter.
+    torch.nn.init.normal_(unet.conv_out.weight, std=0.3)
+    unet.save_pretrained(folder / "unet")
     AutoencoderKL(
         in_channels=3,
         out_channels=3,
@@ -58,6 +61,7 @@ def tiny_pipeline(folder: Path, prediction_type: str = "epsilon", seed: int = 0)
         norm_num_groups=4,
         layers_per_block=1,
         sample_size=16,
+        scaling_factor=1.0,  # random latents are small already; SD's 0.18215 would leave nothing to move
     ).save_pretrained(folder / "vae")
     tok = CLIPTokenizer(vocab=_clip_vocab(), merges=[], model_max_length=16)
     tok.save_pretrained(folder / "tokenizer")

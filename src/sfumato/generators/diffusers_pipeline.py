@@ -57,10 +57,10 @@ class DiffusersGenerator:
         self.resolution = int(unet.config.sample_size) * self.factor
         self.scaling = float(vae.config.scaling_factor)
         self.xl = getattr(unet.config, "addition_embed_type", None) == "text_time"
-        for m in (vae, *self.text_encoders):
+        # Attacks differentiate with respect to the image only; surrogate training unfreezes the UNet.
+        for m in (unet, vae, *self.text_encoders):
             m.requires_grad_(False)
             m.eval()
-        unet.eval()
 
     @classmethod
     def load(

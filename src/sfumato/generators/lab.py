@@ -37,8 +37,10 @@ class LabGenerator:
         self.name = name
         self.resolution = resolution
         self.multiple = int(getattr(encoder, "multiple", 8))
-        encoder.requires_grad_(False)
-        encoder.eval()
+        # Attacks differentiate with respect to the image only; surrogate training unfreezes the denoiser.
+        for m in (model, encoder):
+            m.requires_grad_(False)
+            m.eval()
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> LabGenerator:

@@ -9,8 +9,8 @@ latents. The generator is the attacker's copy (white-box); what transfers is the
   work then learns from latents the denoiser finds hard, so it learns them badly.
 - ``sds-`` (Xue et al. 2024, "Toward effective protection against diffusion-based mimicry through score
   distillation"): *minimise* that loss, with the score-distillation gradient: the noise-prediction
-  residual multiplied by the forward process's Jacobian, skipping the denoiser's backward pass (about
-  half the cost). Their measurements rank this "minimise" variant the most effective.
+  residual back-propagated through the encoder only, skipping the denoiser's backward pass (about half
+  the cost). Their measurements rank this "minimise" variant the most effective.
 - ``targeted`` (Mist-v2, Zheng et al. 2023): pull the denoiser's prediction toward the target image's
   latents, so fine-tuning imprints the target's texture.
 """
@@ -41,10 +41,13 @@ class AdvDM:
 class ScoreDistillation:
     """The denoising loss, minimised with the score-distillation gradient.
 
-    The detached-residual trick: with ``r = predict(z_t) - target`` computed without a graph, the
-    surrogate ``mean(r * z_t)`` has the gradient ``r * dz_t/dz`` (per element, up to the constant 2/n),
-    the loss gradient with the denoiser's Jacobian dropped, as DreamFusion's SDS drops it. The value
-    returned is the loss itself (for the optimiser's log); only its gradient is the surrogate's.
+    SDS (DreamFusion) takes the loss gradient with the denoiser's Jacobian replaced by the identity:
+    ``r * d(z_t - target)/dz`` with the residual ``r = predict(z_t) - target``. For an epsilon-predicting
+    model that is the paper's ``r * sqrt(a_t)``; for velocity targets (the lab's flow, v-prediction),
+    which depend on ``z`` themselves, it keeps that dependence too. The detached-residual trick computes
+    it: ``r`` without a graph, then the surrogate ``mean(r * (z_t - target))``, whose gradient is exactly
+    that (up to the constant 2/n), with no backward pass through the denoiser. The value returned is the
+    loss itself (for the optimiser's log); only its gradient is the surrogate's.
     """
 
     name = "sds-"
@@ -60,11 +63,11 @@ class ScoreDistillation:
         total = z.new_zeros(())
         for _ in range(self.draws):
             t, noise = g.draw(z, gen)
-            zt = g.noisy(z, t, noise)
+            zt, goal = g.noisy(z, t, noise), g.target(z, t, noise)
             with torch.no_grad():
-                residual = g.predict(zt.detach(), t, cond) - g.target(z.detach(), t, noise)
+                residual = g.predict(zt.detach(), t, cond) - goal.detach()
                 value = residual.float().square().mean()
-            surrogate = (residual * zt).mean()
+            surrogate = (residual * (zt - goal)).mean()
             total = total + surrogate - surrogate.detach() + value
         return total / self.draws
 

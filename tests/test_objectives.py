@@ -217,7 +217,10 @@ def test_aspl_raises_the_surrogate_loss_on_the_folder():
     deltas = protect_folder(works, allowances, lab, prompts, scheme="aspl", schedule=SMALL)
     cond = lab.condition([PROMPT])
     before = sum(mean_denoising_loss(lab, lab.encode(x), cond, draws=32) for x in works)
-    after = sum(mean_denoising_loss(lab, lab.encode(x + d), cond, draws=32) for x, d in zip(works, deltas))
+    after = sum(
+        mean_denoising_loss(lab, lab.encode(x + d), cond, draws=32)
+        for x, d in zip(works, deltas, strict=True)
+    )
     assert after > before
 
 

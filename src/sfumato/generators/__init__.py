@@ -26,9 +26,22 @@ __all__ = [
 ]
 
 
+_LAST: dict[tuple[str, str], Generator] = {}
+
+
 def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Generator:
-    """The generator at ``path``: a diffusers pipeline folder, or a lab checkpoint (folder or file)."""
-    p = Path(path)
+    """The generator at ``path``: a diffusers pipeline folder, or a lab checkpoint (folder or file).
+
+    The last one loaded is kept, so a folder of works protected one by one loads it once.
+    """
+    key = (str(Path(path).resolve()), str(torch.device(device)))
+    if key not in _LAST:
+        _LAST.clear()
+        _LAST[key] = _load(Path(path), device)
+    return _LAST[key]
+
+
+def _load(p: Path, device: str | torch.device) -> Generator:
     if is_pipeline_folder(p):
         return DiffusersGenerator.load(p, device)
     if p.suffix == ".pt" and p.is_file() or (p / "checkpoint.pt").is_file():

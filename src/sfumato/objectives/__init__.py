@@ -12,12 +12,26 @@ robust mode are the engine's), so they differ only in the loss.
 
 from __future__ import annotations
 
+from typing import Any
+
+import torch
+
+from sfumato.encoders.ensemble import pad_to_multiple
 from sfumato.generators.base import Condition, Generator
-from sfumato.objectives.denoiser import AdvDM, ScoreDistillation, Targeted
+from sfumato.objectives.denoiser import (
+    AdvDM,
+    ScoreDistillation,
+    Targeted,
+    mean_denoising_loss,
+    prediction_distance,
+)
 from sfumato.objectives.surrogate import DEFAULTS, SCHEMES, RoundReport, Schedule, protect_folder
 from sfumato.optimise import Objective
 
 IMAGE_OBJECTIVES = ("latent", "advdm", "sds-", "targeted")
+#: With ``--against`` and no ``--objective``: today's latent distance, on the generator's own latents,
+#: until the lab's verdict (issue 21, item 3) shows which objective protects.
+DEFAULT_OBJECTIVE = "latent"
 FOLDER_OBJECTIVES = SCHEMES
 OBJECTIVES = IMAGE_OBJECTIVES + FOLDER_OBJECTIVES
 #: Objectives that pull toward a target image (a style rendering for cloak, the anchor for shade).
@@ -25,6 +39,7 @@ NEEDS_TARGET = ("latent", "targeted")
 
 __all__ = [
     "DEFAULTS",
+    "DEFAULT_OBJECTIVE",
     "FOLDER_OBJECTIVES",
     "IMAGE_OBJECTIVES",
     "NEEDS_TARGET",
@@ -34,6 +49,7 @@ __all__ = [
     "Schedule",
     "ScoreDistillation",
     "Targeted",
+    "generator_effect",
     "make_objective",
     "protect_folder",
 ]
@@ -51,3 +67,26 @@ def make_objective(name: str, generator: Generator, cond: Condition, draws: int 
     if name not in _KINDS:
         raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, not {name!r}")
     return _KINDS[name](generator, cond, draws)
+
+
+def generator_effect(
+    generator: Generator, settings: Any, original: torch.Tensor, protected: torch.Tensor, target: torch.Tensor
+) -> dict[str, Any]:
+    """What the protection did to the attacked generator, at fixed draws: its denoising loss on the work
+    under the prompt (AdvDM raises it, ``sds-`` lowers it), its prediction's distance to the target's
+    latents (``targeted`` lowers it) and the latent shift, before and after."""
+    m = generator.multiple
+    with torch.no_grad():
+        z0, z1 = (generator.encode(pad_to_multiple(v, m)) for v in (original, protected))
+        zt = generator.encode(pad_to_multiple(target, m))
+    cond = generator.condition([settings.prompt or ""])
+    loss0, loss1 = mean_denoising_loss(generator, z0, cond), mean_denoising_loss(generator, z1, cond)
+    dist0, dist1 = prediction_distance(generator, z0, zt, cond), prediction_distance(generator, z1, zt, cond)
+    return {
+        "generator": generator.name,
+        "objective": settings.objective or DEFAULT_OBJECTIVE,
+        "prompt": settings.prompt,
+        "latent_shift": round(float((z1 - z0).square().mean().sqrt()), 5),
+        "denoising_loss": {"before": round(loss0, 5), "after": round(loss1, 5)},
+        "prediction_distance": {"before": round(dist0, 5), "after": round(dist1, 5)},
+    }

@@ -101,3 +101,59 @@ def test_a_lab_checkpoint_folder_loads_as_a_generator(tmp_path: Path):
     assert z.shape == (1, 32, 8, 8)
     cond = gen.condition(["a photo of a dog"])
     assert cond["emb"].shape[-1] == 384
+
+
+def _folder(path: Path, n: int = 2) -> Path:
+    from sfumato.imageio import to_pil
+
+    path.mkdir(parents=True)
+    for i in range(n):
+        to_pil(_image(10 + i, size=64)).save(path / f"work{i}.png")
+    return path
+
+
+def test_cli_cloak_against_a_generator_per_work(sd_folder: Path, tmp_path: Path):
+    from sfumato.cli import main
+
+    works, out = _folder(tmp_path / "works"), tmp_path / "out"
+    argv = [
+        "cloak",
+        str(works),
+        "--style",
+        STYLE_NAMES[0],
+        "--against",
+        str(sd_folder),
+        "--objective",
+        "sds-",
+    ]
+    argv += ["--prompt", "a painting by alice", "--steps", "3", "--budget", "linf", "--device", "cpu"]
+    assert main([*argv, "-o", str(out), "--quiet", "--weights", str(WEIGHTS)]) == 0
+    report = json.loads((out / "work0.png.json").read_text())
+    assert report["against"]["objective"] == "sds-" and report["settings"]["prompt"] == "a painting by alice"
+
+
+def test_cli_cloak_folder_with_aspl(sd_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
+    from sfumato.cli import main
+    from sfumato.works import CHECKPOINT_NAME
+
+    works, out = _folder(tmp_path / "works"), tmp_path / "out"
+    argv = ["cloak", str(works), "--against", str(sd_folder), "--objective", "aspl", "--rounds", "2"]
+    argv += ["--prompt", "a painting by alice", "--budget", "linf", "--device", "cpu", "-o", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "round 1/2" in printed and "round 2/2" in printed
+    for i in range(2):
+        report = json.loads((out / f"work{i}.png.json").read_text())
+        assert report["settings"]["objective"] == "aspl" and len(report["rounds"]) == 2
+        assert report["effect"]["quality"]["psnr_db"] > 30
+    assert not (out / CHECKPOINT_NAME).exists()  # removed once the run is done
+
+
+def test_cli_refuses_an_objective_without_a_generator(tmp_path: Path, capsys: pytest.CaptureFixture):
+    from sfumato.cli import main
+
+    try:
+        code = main(["cloak", str(tmp_path), "--objective", "advdm", "-o", str(tmp_path / "out")])
+    except SystemExit as e:
+        code = e.code
+    assert code != 0 and "need a generator to attack" in capsys.readouterr().err

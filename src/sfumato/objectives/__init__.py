@@ -70,7 +70,11 @@ def make_objective(name: str, generator: Generator, cond: Condition, draws: int 
 
 
 def generator_effect(
-    generator: Generator, settings: Any, original: torch.Tensor, protected: torch.Tensor, target: torch.Tensor
+    generator: Generator,
+    settings: Any,
+    original: torch.Tensor,
+    protected: torch.Tensor,
+    target: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """What the protection did to the attacked generator, at fixed draws: its denoising loss on the work
     under the prompt (AdvDM raises it, ``sds-`` lowers it), its prediction's distance to the target's
@@ -78,15 +82,17 @@ def generator_effect(
     m = generator.multiple
     with torch.no_grad():
         z0, z1 = (generator.encode(pad_to_multiple(v, m)) for v in (original, protected))
-        zt = generator.encode(pad_to_multiple(target, m))
+        zt = None if target is None else generator.encode(pad_to_multiple(target, m))
     cond = generator.condition([settings.prompt or ""])
     loss0, loss1 = mean_denoising_loss(generator, z0, cond), mean_denoising_loss(generator, z1, cond)
-    dist0, dist1 = prediction_distance(generator, z0, zt, cond), prediction_distance(generator, z1, zt, cond)
-    return {
+    out: dict[str, Any] = {
         "generator": generator.name,
         "objective": settings.objective or DEFAULT_OBJECTIVE,
         "prompt": settings.prompt,
         "latent_shift": round(float((z1 - z0).square().mean().sqrt()), 5),
         "denoising_loss": {"before": round(loss0, 5), "after": round(loss1, 5)},
-        "prediction_distance": {"before": round(dist0, 5), "after": round(dist1, 5)},
     }
+    if zt is not None:
+        d0, d1 = prediction_distance(generator, z0, zt, cond), prediction_distance(generator, z1, zt, cond)
+        out["prediction_distance"] = {"before": round(d0, 5), "after": round(d1, 5)}
+    return out

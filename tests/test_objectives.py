@@ -176,6 +176,18 @@ def test_diffusers_v_prediction_target(tmp_path: Path):
     assert torch.allclose(gen.noisy(z, t, noise), a.sqrt() * z + (1 - a).sqrt() * noise)
 
 
+def test_an_sdxl_layout_is_conditioned_on_both_encoders_and_the_size(tmp_path: Path):
+    xl = load_generator(tiny_pipeline(tmp_path / "xl", xl=True))
+    assert isinstance(xl, DiffusersGenerator) and xl.xl
+    cond = xl.condition([PROMPT])
+    assert cond["hidden"].shape[-1] == 32 and cond["pooled"].shape == (1, 8)
+    x = _image(6)
+    protected, cond = _run(xl, "advdm", x, steps=8)
+    before = mean_denoising_loss(xl, xl.encode(x), cond, draws=32)
+    after = mean_denoising_loss(xl, xl.encode(protected), cond, draws=32)
+    assert after > before
+
+
 def _folder(n: int = 3) -> tuple[list[torch.Tensor], list[torch.Tensor], list[str]]:
     works = [_image(10 + i) for i in range(n)]
     allowances = [make_budget("default", "linf", eps=EPS).allowance(x) for x in works]

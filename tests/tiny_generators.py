@@ -29,11 +29,11 @@ def _clip_vocab() -> dict[str, int]:
     return vocab
 
 
-def tiny_pipeline(folder: Path, prediction_type: str = "epsilon", seed: int = 0) -> Path:
+def tiny_pipeline(folder: Path, prediction_type: str = "epsilon", seed: int = 0, xl: bool = False) -> Path:
     """Write a tiny SD-class pipeline folder: UNet, VAE (factor 2), CLIP text encoder, tokenizer and
-    scheduler."""
+    scheduler; ``xl``: the SDXL layout (a second text encoder with a projection, size-conditioned UNet)."""
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
@@ -44,10 +44,16 @@ def tiny_pipeline(folder: Path, prediction_type: str = "epsilon", seed: int = 0)
         layers_per_block=1,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=16,
+        cross_attention_dim=32 if xl else 16,
         attention_head_dim=4,
         norm_num_groups=4,
-    )
+        **(
+            {"addition_embed_type": "text_time", "addition_time_embed_dim": 4,
+             "projection_class_embeddings_input_dim": 8 + 6 * 4}
+            if xl
+            else {}
+        ),
+    )  # fmt: skip
     # Random weights predict a near-constant noise; a louder output layer lets the latents matter.
     torch.nn.init.normal_(unet.conv_out.weight, std=0.3)
     unet.save_pretrained(folder / "unet")
@@ -64,20 +70,23 @@ def tiny_pipeline(folder: Path, prediction_type: str = "epsilon", seed: int = 0)
         scaling_factor=1.0,  # random latents are small already; SD's 0.18215 would leave nothing to move
     ).save_pretrained(folder / "vae")
     tok = CLIPTokenizer(vocab=_clip_vocab(), merges=[], model_max_length=16)
+    config = CLIPTextConfig(
+        vocab_size=len(tok),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=16,
+        projection_dim=8,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     tok.save_pretrained(folder / "tokenizer")
-    CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tok),
-            hidden_size=16,
-            intermediate_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            max_position_embeddings=16,
-            bos_token_id=tok.bos_token_id,
-            eos_token_id=tok.eos_token_id,
-            pad_token_id=tok.pad_token_id,
-        )
-    ).save_pretrained(folder / "text_encoder")
+    CLIPTextModel(config).save_pretrained(folder / "text_encoder")
+    if xl:
+        tok.save_pretrained(folder / "tokenizer_2")
+        CLIPTextModelWithProjection(config).save_pretrained(folder / "text_encoder_2")
     DDPMScheduler(num_train_timesteps=1000, prediction_type=prediction_type).save_pretrained(
         folder / "scheduler"
     )

@@ -93,7 +93,9 @@ def _train(
     seed: int,
     views: TrainingViews | None,
 ) -> None:
-    """``steps`` AdamW steps of the generator's denoiser on ``images`` (a fresh optimiser, seeded draws)."""
+    """``steps`` AdamW steps of the generator's denoiser on ``images`` (a fresh optimiser, seeded draws).
+
+    Without views a work's latents are the same at every step, so each is encoded once per call."""
     if steps == 0:
         return
     model = generator.denoiser
@@ -102,6 +104,7 @@ def _train(
         p.requires_grad_(True)
     opt = torch.optim.AdamW(params, lr=schedule.train_lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(seed)
+    encoded: dict[int, torch.Tensor] = {}
     model.train()
     try:
         for _ in range(steps):
@@ -113,8 +116,13 @@ def _train(
                     x = ViewTransform(
                         views, tuple(x.shape[-2:]), int(torch.randint(2**31, (1,), generator=gen)), 1
                     )(x, gen)
-                with torch.no_grad():
-                    z = generator.encode(x)
+                    with torch.no_grad():
+                        z = generator.encode(x)
+                else:
+                    if i not in encoded:
+                        with torch.no_grad():
+                            encoded[i] = generator.encode(x)
+                    z = encoded[i]
                 loss = loss + denoising_loss(generator, z, conds[i], gen) / len(picks)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -100,7 +100,7 @@ def attack(
                 max(float((z - t).square().mean()), 1e-12)
                 for z, t in zip(ensemble.encode(x), target_latents, strict=True)
             ]
-    u = torch.zeros((x.shape[0], channels, *x.shape[2:]))
+    u = torch.zeros((x.shape[0], channels, *x.shape[2:]), device=x.device)
     if start is not None:
         u = (start[:, :channels] / allowance).clamp(-1, 1).to(u.dtype)
     u.requires_grad_(True)

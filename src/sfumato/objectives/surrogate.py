@@ -232,6 +232,7 @@ def protect_folder(
             else:
                 pool = [original]
             state = {"round": 0, "deltas": deltas, "pool": pool, "reports": []}
+        state["deltas"] = [d.to(x.device) for d, x in zip(state["deltas"], works, strict=True)]
         rounds_done = 0
         for r in range(state["round"], schedule.rounds):
             if stop_after is not None and rounds_done >= stop_after:

@@ -180,7 +180,7 @@ def _engine(
     dev = resolve_device(device)
     objective = None
     if settings.against is not None:
-        generator, objective = _against(settings, target, dev)
+        generator, objective = _against(settings, dev)
         encoders: list[ImageEncoder] = [GeneratorEncoder(generator)]
         ensemble = Ensemble(encoders, bf16=dev.type != "mps")
     else:
@@ -221,12 +221,11 @@ def _engine(
             **extra_report,
             "against": generator_effect(generator, settings, x, protected.to(dev), target.to(dev)),
         }
-        encoders = []  # the generator's latents are reported above; the known encoders measure transfer
-    measure = [e.to("cpu") for e in load_measure_encoders(encoders, weights_dir)]
-    attacked = [e.name for e in encoders] if settings.against is None else []
-    effect = effect_report(
-        loaded.rgb[None], protected, target.cpu(), measure, settings.encoders if attacked else ()
-    )
+    # Against a generator, its latents are reported above and the known encoders measure transfer.
+    attacked = encoders if settings.against is None else []
+    measure = [e.to("cpu") for e in load_measure_encoders(attacked, weights_dir)]
+    names = settings.encoders if settings.against is None else ()
+    effect = effect_report(loaded.rgb[None], protected, target.cpu(), measure, names)
     if settings.views is not None:
         # The shift the training views carry, on a bank of boxes the attack never drew from.
         check = Ensemble(measure, bf16=False)
@@ -257,9 +256,7 @@ def _engine(
     return protected[0], report
 
 
-def _against(
-    settings: Settings, target: torch.Tensor, device: torch.device
-) -> tuple[Generator, Objective | None]:
+def _against(settings: Settings, device: torch.device) -> tuple[Generator, Objective | None]:
     """The generator ``settings.against`` names and the objective to attack it with."""
     name = settings.objective or DEFAULT_OBJECTIVE
     if name in FOLDER_OBJECTIVES:

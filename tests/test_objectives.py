@@ -254,3 +254,12 @@ def test_metacloak_runs_a_pool_through_views(sd_folder: Path, tmp_path: Path):
     )
     assert [r.round for r in reports] == [1, 2] and all(r.rounds == 2 for r in reports)
     assert all(0 < float(d.abs().max()) <= EPS + 1e-6 for d in deltas)
+
+
+def test_aspl_composes_with_views_and_robust_mode():
+    lab = tiny_lab()
+    works, allowances, prompts = _folder(2)
+    schedule = Schedule(rounds=1, attack_steps=2, train_steps=1, batch=1)
+    views = TrainingViews(size=24, draws=1, bank=2)
+    deltas = protect_folder(works, allowances, lab, prompts, schedule=schedule, views=views, robust=True)
+    assert all(0 < float(d.abs().max()) <= EPS + 1e-6 for d in deltas)

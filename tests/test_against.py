@@ -15,7 +15,9 @@ from sfumato import protect
 from sfumato.generators import LabGenerator, load_generator
 from sfumato.lab.models.generator import GeneratorConfig, LatentUNet
 from sfumato.lab.models.training import CHECKPOINT, FORMAT
+from sfumato.objectives import Schedule
 from sfumato.styles import STYLE_NAMES
+from sfumato.works import protect_works
 
 EPS = 16 / 255
 
@@ -157,3 +159,12 @@ def test_cli_refuses_an_objective_without_a_generator(tmp_path: Path, capsys: py
     except SystemExit as e:
         code = e.code
     assert code != 0 and "need a generator to attack" in capsys.readouterr().err
+
+
+def test_works_of_any_size_are_padded_for_the_denoiser(sd_folder: Path):
+    x = _image(3, size=64)[:, :50, :38]
+    out = protect.cloak(x, STYLE_NAMES[0], against=sd_folder, objective="advdm", prompt="p", **_common())
+    assert out.tensor.shape == x.shape
+    works = protect_works([x], against=sd_folder, objective="aspl", prompt="p", device="cpu",
+                          schedule=Schedule(rounds=1, attack_steps=1, train_steps=1, batch=1))  # fmt: skip
+    assert works[0].tensor.shape == x.shape

@@ -31,7 +31,8 @@ Condition = dict[str, torch.Tensor]
 class Generator(Protocol):
     """A text-to-image latent diffusion model, as the attacks see it.
 
-    ``encode`` maps images in [0, 1] (B, 3, H, W), H and W multiples of ``multiple``, to the latents
+    ``encode`` maps images in [0, 1] (B, 3, H, W), H and W multiples of ``multiple`` (what both the
+    encoder and the denoiser's down-sampling need; callers pad), to the latents
     the denoiser trains on (differentiably); ``condition`` embeds prompts (no gradient). ``draw`` samples
     the training times and noise for latents ``z`` from ``gen`` (a CPU generator, so draws do not depend
     on the device); ``noisy`` is the forward process, ``predict`` the denoiser, ``target`` what

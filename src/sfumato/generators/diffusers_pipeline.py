@@ -53,7 +53,8 @@ class DiffusersGenerator:
         self.prediction_type = prediction_type
         self.name = name
         self.factor = 2 ** (len(vae.config.block_out_channels) - 1)
-        self.multiple = self.factor
+        # The UNet halves the latents once per block after the first: sides must divide by that too.
+        self.multiple = self.factor * 2 ** (len(unet.config.block_out_channels) - 1)
         self.resolution = int(unet.config.sample_size) * self.factor
         self.scaling = float(vae.config.scaling_factor)
         self.xl = getattr(unet.config, "addition_embed_type", None) == "text_time"

@@ -36,7 +36,9 @@ class LabGenerator:
         self.denoiser = model
         self.name = name
         self.resolution = resolution
-        self.multiple = int(getattr(encoder, "multiple", 8))
+        # The UNet halves the latents once per level after the first: sides must divide by that too.
+        levels = len(model.config.channel_mults)
+        self.multiple = int(getattr(encoder, "multiple", 8)) * 2 ** (levels - 1)
         # Attacks differentiate with respect to the image only; surrogate training unfreezes the denoiser.
         for m in (model, encoder):
             m.requires_grad_(False)

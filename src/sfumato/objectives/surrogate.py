@@ -36,7 +36,7 @@ import torch
 
 from sfumato.countermeasures.differentiable import ROBUST_RECIPE
 from sfumato.countermeasures.views import TrainingViews
-from sfumato.encoders.ensemble import Ensemble
+from sfumato.encoders.ensemble import Ensemble, pad_to_multiple
 from sfumato.generators.base import Condition, Generator, GeneratorEncoder, denoising_loss
 from sfumato.imageio import atomic_write_bytes
 from sfumato.objectives.denoiser import AdvDM
@@ -117,11 +117,11 @@ def _train(
                         views, tuple(x.shape[-2:]), int(torch.randint(2**31, (1,), generator=gen)), 1
                     )(x, gen)
                     with torch.no_grad():
-                        z = generator.encode(x)
+                        z = _encode(generator, x)
                 else:
                     if i not in encoded:
                         with torch.no_grad():
-                            encoded[i] = generator.encode(x)
+                            encoded[i] = _encode(generator, x)
                     z = encoded[i]
                 loss = loss + denoising_loss(generator, z, conds[i], gen) / len(picks)
             opt.zero_grad(set_to_none=True)
@@ -139,10 +139,14 @@ def _folder_loss(
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         losses = [
-            float(denoising_loss(generator, generator.encode(x), c, gen, 2))
+            float(denoising_loss(generator, _encode(generator, x), c, gen, 2))
             for x, c in zip(images, conds, strict=True)
         ]
     return sum(losses) / len(losses)
+
+
+def _encode(generator: Generator, x: torch.Tensor) -> torch.Tensor:
+    return generator.encode(pad_to_multiple(x, generator.multiple))
 
 
 def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

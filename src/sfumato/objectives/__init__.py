@@ -34,15 +34,12 @@ IMAGE_OBJECTIVES = ("latent", "advdm", "sds-", "targeted")
 DEFAULT_OBJECTIVE = "latent"
 FOLDER_OBJECTIVES = SCHEMES
 OBJECTIVES = IMAGE_OBJECTIVES + FOLDER_OBJECTIVES
-#: Objectives that pull toward a target image (a style rendering for cloak, the anchor for shade).
-NEEDS_TARGET = ("latent", "targeted")
 
 __all__ = [
     "DEFAULTS",
     "DEFAULT_OBJECTIVE",
     "FOLDER_OBJECTIVES",
     "IMAGE_OBJECTIVES",
-    "NEEDS_TARGET",
     "OBJECTIVES",
     "AdvDM",
     "RoundReport",

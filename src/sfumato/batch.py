@@ -142,6 +142,9 @@ def run_batch(
     verbose: bool = True,
     robust: bool = False,
     views: int | None = None,
+    against: Path | str | None = None,
+    objective: str | None = None,
+    prompt: str | None = None,
 ) -> BatchResult:
     """Protect every image in ``inputs`` (files, or folders searched recursively) into ``out_dir``.
 
@@ -151,8 +154,10 @@ def run_batch(
     ``progress`` shows tqdm bars, ``verbose`` one line per image; failures and format warnings are
     always printed (to stderr). ``robust`` optimises through random countermeasures (JPEG, resizing,
     ...) so the protection survives them, ``views`` (a training resolution in px) through the random
-    crops a fine-tuning pipeline cuts at that size (see :func:`sfumato.shade`). Raises :class:`BatchError` for
-    problems found before starting, and ``WeightsNotFoundError`` when an encoder's weights cannot be found.
+    crops a fine-tuning pipeline cuts at that size (see :func:`sfumato.shade`). ``against``, ``objective``
+    and ``prompt`` attack a generator with a per-work objective (see :func:`sfumato.shade`). Raises
+    :class:`BatchError` for problems found before starting, and ``WeightsNotFoundError`` when an
+    encoder's weights cannot be found.
     """
     out = Path(out_dir)
     job = _prepare(
@@ -174,6 +179,9 @@ def run_batch(
         weights_dir=weights_dir,
         robust=robust,
         views=views,
+        against=against,
+        objective=objective,
+        prompt=prompt,
     )
     suffix = _suffix(fmt)
     if not isinstance(quality, int) or not 1 <= quality <= 100:
@@ -244,6 +252,9 @@ def _prepare(mode: str, **o: Any) -> _Job:
         robust=bool(o["robust"]),  # part of the settings key: a robust rerun recomputes
         views=views,
     )
+    if o["against"] is not None:  # the Settings key must match the one shade/cloak write
+        prompt = o["prompt"] or (o["concept"] if mode == "shade" else None)
+        common.update(against=str(o["against"]), objective=o["objective"], prompt=prompt)
     call: dict[str, Any] = dict(device=o["device"], weights_dir=o["weights_dir"])
 
     job = _Job(mode, common, call, concept=o["concept"], as_concept=o["as_concept"], style=o["style"])
@@ -252,7 +263,8 @@ def _prepare(mode: str, **o: Any) -> _Job:
             job.style_image = str(_check_style_image(Path(o["style_image"])))
         elif o["style"] != "auto" and o["style"] not in STYLE_NAMES:
             raise BatchError(f"unknown style {o['style']!r}; choose one of {', '.join(STYLE_NAMES)}, or auto")
-    _load_encoders(job, o["weights_dir"])
+    if o["against"] is None:  # against a generator, the encoders only measure transfer, where present
+        _load_encoders(job, o["weights_dir"])
     return job
 
 

@@ -204,6 +204,33 @@ def _add_common_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_generator_options(p: argparse.ArgumentParser, prompt_default: str) -> None:
+    from sfumato.objectives import DEFAULT_OBJECTIVE, OBJECTIVES
+
+    g = p.add_argument_group("against a generator (see docs/objectives.md)")
+    g.add_argument(
+        "--against",
+        type=Path,
+        default=None,
+        metavar="GENERATOR",
+        help="attack this generator instead of --encoders: a 'sfumato lab train-base' folder or a "
+        "diffusers pipeline folder (Stable Diffusion 1.x/2.x/SDXL class)",
+    )
+    g.add_argument(
+        "--objective",
+        choices=OBJECTIVES,
+        default=None,
+        help=f"the loss against --against (default: {DEFAULT_OBJECTIVE}); aspl and metacloak train a "
+        "surrogate on all the inputs together, resumably",
+    )
+    g.add_argument(
+        "--prompt", default=None, metavar="TEXT", help=f"the caption a mimic trains under ({prompt_default})"
+    )
+    g.add_argument(
+        "--rounds", type=_positive_int, default=None, metavar="N", help="aspl/metacloak rounds (default: 5)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sfumato",
@@ -242,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="folder or file with photos of the --as concept to pull toward (repeatable)",
     )
+    _add_generator_options(p, "default: --concept, the poison's caption")
     _add_common_options(p)
     p.set_defaults(func=_cmd_protect, subparser=p)
 
@@ -270,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="instead of a built-in style, take the look of this reference image",
     )
+    _add_generator_options(p, 'e.g. "a painting by NAME"; needed by every objective but latent')
     _add_common_options(p)
     p.set_defaults(func=_cmd_protect, subparser=p)
 
@@ -415,6 +444,7 @@ def _error(message: str) -> None:
 def _cmd_protect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from sfumato.batch import BatchError, run_batch
     from sfumato.encoders.weights import ChecksumError, WeightsNotFoundError
+    from sfumato.objectives import FOLDER_OBJECTIVES
 
     if args.encoder_weights and len(args.encoder_weights) != len(args.encoders):
         parser.error(
@@ -430,6 +460,12 @@ def _cmd_protect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         options.update(style=args.style or "auto", style_image=args.style_image)
     if args.tile is not None:
         options["tile"] = args.tile
+    if args.against is None and (args.objective or args.prompt or args.rounds):
+        parser.error("--objective, --prompt and --rounds need a generator to attack (--against)")
+    if args.objective in FOLDER_OBJECTIVES:
+        return _cmd_protect_folder(args, parser)
+    if args.against is not None:
+        options.update(against=args.against, objective=args.objective, prompt=args.prompt)
     try:
         result = run_batch(
             args.inputs,
@@ -474,6 +510,39 @@ def _print_verdicts(items: Sequence[Any], quiet: bool = False) -> None:
         print(line, flush=True)
     for line in warnings:
         print(line, file=sys.stderr, flush=True)
+
+
+def _cmd_protect_folder(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """aspl / metacloak: every input together, resumable (sfumato.works)."""
+    from sfumato.works import protect_folder_files
+
+    prompt = args.prompt or (args.concept if args.command == "shade" else None)
+    if not prompt:
+        parser.error(f"--objective {args.objective} needs --prompt, the caption a mimic trains under")
+    try:
+        protect_folder_files(
+            args.inputs,
+            args.out,
+            args.command,
+            against=args.against,
+            objective=args.objective,
+            prompt=prompt,
+            fmt=args.format,
+            quality=args.quality,
+            verbose=not args.quiet,
+            rounds=args.rounds,
+            intensity=args.intensity,
+            budget=args.budget,
+            eps=args.eps,
+            seed=args.seed,
+            device=args.device,
+            robust=args.robust,
+            views=args.views,
+        )
+    except (ValueError, OSError) as e:
+        _error(str(e))
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def _num(value: object, fmt: str) -> str:

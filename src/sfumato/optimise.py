@@ -30,6 +30,8 @@ TILE = 512
 OVERLAP = 64
 
 ProgressFn = Callable[[int, int], None]
+#: A loss on the encoders' latents of the perturbed images: (latents, generator, target latents) -> scalar.
+Objective = Callable[[list[torch.Tensor], torch.Generator, list[torch.Tensor]], torch.Tensor]
 
 
 def latent_distance(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -63,7 +65,8 @@ def attack(
     transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     mom: float = 0.5,
     on_step: Callable[[int, torch.Tensor], None] | None = None,
-    objective: Callable[[list[torch.Tensor], torch.Generator], torch.Tensor] | None = None,
+    objective: Objective | None = None,
+    start: torch.Tensor | None = None,
 ) -> AttackResult:
     """Minimise the ensemble's normalised latent distance to ``target_latents`` within ``allowance``.
 
@@ -78,14 +81,15 @@ def attack(
     A *paired* transform (``transform.paired``, e.g. :class:`sfumato.countermeasures.views.BoundViews`)
     returns the transformed images together with their own target latents, and carries the
     normalisation ``base``; ``target_latents`` is then unused.
-    ``objective(latents, generator)``, when given, replaces the latent distance as the loss to minimise
-    (``target_latents`` unused): the lab's generator-aware poisons minimise a loss on the latents.
+    ``objective(latents, generator, targets)``, when given, replaces the latent distance as the loss to
+    minimise (see :mod:`sfumato.objectives`): it gets the encoders' latents of this step's (transformed)
+    images and the matching target latents (``target_latents`` tiled over the transform's draws, or a
+    paired transform's own). ``start`` (a perturbation inside ``allowance``) resumes an earlier attack:
+    the surrogate-training schemes continue each work's perturbation round after round.
     """
     gen = torch.Generator().manual_seed(seed)
     channels = 1 if shared_channels else x.shape[1]
     paired = bool(getattr(transform, "paired", False))
-    if objective is not None and transform is not None:
-        raise ValueError("a custom objective cannot be combined with a transform")
     if objective is not None:
         base = []
     elif paired:
@@ -96,7 +100,10 @@ def attack(
                 max(float((z - t).square().mean()), 1e-12)
                 for z, t in zip(ensemble.encode(x), target_latents, strict=True)
             ]
-    u = torch.zeros((x.shape[0], channels, *x.shape[2:]), requires_grad=True)
+    u = torch.zeros((x.shape[0], channels, *x.shape[2:]), device=x.device)
+    if start is not None:
+        u = (start[:, :channels] / allowance).clamp(-1, 1).to(u.dtype)
+    u.requires_grad_(True)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     momentum = torch.zeros_like(u)
@@ -114,7 +121,7 @@ def attack(
         # A transform may return several draws of the batch, stacked: draw k of image i at k * B + i.
         draws = xa.shape[0] // x.shape[0]
         if objective is not None:
-            loss = objective(lats, gen)
+            loss = objective(lats, gen, list(targets) if paired else [_tile_batch(t, draws) for t in targets])
         else:
             loss = sum(
                 w * (z - (t if paired else _tile_batch(t, draws))).square().mean() / b
@@ -188,11 +195,13 @@ def protect_tensor(
     progress: ProgressFn | None = None,
     transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     views: TrainingViews | None = None,
+    objective: Objective | None = None,
 ) -> torch.Tensor:
     """Attack ``x`` (1, 3, H, W) toward ``target``'s latents, tile by tile; returns the perturbation.
 
     With ``views``, the latents pulled are those of random training views of the whole image (no
     tiles; ``transform``, if any, is applied to each view), see :mod:`sfumato.countermeasures.views`.
+    ``objective`` replaces the latent distance as the loss (see :func:`attack`), tile by tile too.
     """
     h, w = x.shape[-2:]
     (tops, tile_h), (lefts, tile_w) = tile_grid(h, tile, overlap), tile_grid(w, tile, overlap)
@@ -216,6 +225,7 @@ def protect_tensor(
             seed=seed,
             progress=progress,
             transform=transform,
+            objective=objective,
         ).delta
     acc = torch.zeros_like(x)
     norm = torch.zeros_like(x[:, :1])
@@ -242,6 +252,7 @@ def protect_tensor(
                 seed=seed + 1000 * i + j,
                 progress=tile_progress,
                 transform=transform,
+                objective=objective,
             ).delta
             th, tw = delta.shape[-2:]
             weight = _feather(th, tw, i > 0, i < len(tops) - 1, j > 0, j < len(lefts) - 1, overlap)

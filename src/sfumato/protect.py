@@ -24,8 +24,17 @@ from sfumato.countermeasures.views import VIEWS_STEP_FACTOR, TrainingViews
 from sfumato.encoders import ImageEncoder, load_decoder, load_encoder
 from sfumato.encoders.ensemble import Ensemble
 from sfumato.encoders.weights import WeightsNotFoundError
+from sfumato.generators import Generator, GeneratorEncoder, load_generator
 from sfumato.imageio import LoadedImage, load_image, to_tensor
-from sfumato.optimise import OVERLAP, SPEED, TILE, protect_tensor
+from sfumato.objectives import (
+    DEFAULT_OBJECTIVE,
+    FOLDER_OBJECTIVES,
+    IMAGE_OBJECTIVES,
+    OBJECTIVES,
+    generator_effect,
+    make_objective,
+)
+from sfumato.optimise import OVERLAP, SPEED, TILE, Objective, protect_tensor
 from sfumato.report import effect_report
 from sfumato.targets import auto_style, fit_to, latent_style_transfer, style_target
 
@@ -56,6 +65,9 @@ class Settings:
     target_file: str | None = None
     robust: bool = False  # optimise through random countermeasures (countermeasures/differentiable.py)
     views: TrainingViews | None = None  # optimise through random training views (countermeasures/views.py)
+    against: str | None = None  # a generator (lab checkpoint or diffusers folder): see sfumato.generators
+    objective: str | None = None  # with ``against``: one of sfumato.objectives.IMAGE_OBJECTIVES
+    prompt: str | None = None  # with ``against``: the caption the mimic trains the work under
 
     def as_dict(self) -> dict[str, Any]:
         # robust=False is left out, so outputs made before robust mode existed keep their key.
@@ -166,8 +178,14 @@ def _engine(
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     started = time.perf_counter()
     dev = resolve_device(device)
-    encoders = [load_encoder(name, weights_dir).to(dev) for name in settings.encoders]
-    ensemble = Ensemble(encoders, list(settings.encoder_weights), bf16=dev.type != "mps")
+    objective = None
+    if settings.against is not None:
+        generator, objective = _against(settings, dev)
+        encoders: list[ImageEncoder] = [GeneratorEncoder(generator)]
+        ensemble = Ensemble(encoders, bf16=dev.type != "mps")
+    else:
+        encoders = [load_encoder(name, weights_dir).to(dev) for name in settings.encoders]
+        ensemble = Ensemble(encoders, list(settings.encoder_weights), bf16=dev.type != "mps")
     budget = make_budget(settings.intensity, settings.budget, settings.eps, settings.jnd_scale)
     speed = SPEED[settings.speed] if settings.speed in SPEED else None
     if speed is None:
@@ -194,11 +212,20 @@ def _engine(
         progress=progress,
         transform=ROBUST_RECIPE if settings.robust else None,
         views=settings.views,
+        objective=objective,
     )
     protected = ((x + delta) * 255).round().clamp(0, 255).cpu() / 255
     seconds = time.perf_counter() - started
-    measure = [e.to("cpu") for e in load_measure_encoders(encoders, weights_dir)]
-    effect = effect_report(loaded.rgb[None], protected, target.cpu(), measure, settings.encoders)
+    if settings.against is not None:
+        extra_report = {
+            **extra_report,
+            "against": generator_effect(generator, settings, x, protected.to(dev), target.to(dev)),
+        }
+    # Against a generator, its latents are reported above and the known encoders measure transfer.
+    attacked = encoders if settings.against is None else []
+    measure = [e.to("cpu") for e in load_measure_encoders(attacked, weights_dir)]
+    names = settings.encoders if settings.against is None else ()
+    effect = effect_report(loaded.rgb[None], protected, target.cpu(), measure, names)
     if settings.views is not None:
         # The shift the training views carry, on a bank of boxes the attack never drew from.
         check = Ensemble(measure, bf16=False)
@@ -229,6 +256,25 @@ def _engine(
     return protected[0], report
 
 
+def _against(settings: Settings, device: torch.device) -> tuple[Generator, Objective | None]:
+    """The generator ``settings.against`` names and the objective to attack it with."""
+    name = settings.objective or DEFAULT_OBJECTIVE
+    if name in FOLDER_OBJECTIVES:
+        raise ValueError(f"{name!r} trains a surrogate on a whole folder: use sfumato.protect_works")
+    if name not in IMAGE_OBJECTIVES:
+        raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, not {name!r}")
+    if name != "latent" and not settings.prompt:
+        raise ValueError(f"the {name!r} objective needs the prompt the mimic trains under (prompt=...)")
+    generator = load_generator(str(settings.against), device)
+    cond = generator.condition([settings.prompt or ""])
+    return generator, make_objective(name, generator, cond)
+
+
+def _check_against(against: str | Path | None, objective: str | None, prompt: str | None) -> None:
+    if against is None and (objective is not None or prompt is not None):
+        raise ValueError("objective and prompt need a generator to attack (against=...)")
+
+
 def shade(
     image: ImageLike,
     target: ImageLike,
@@ -249,6 +295,9 @@ def shade(
     progress: ProgressFn | None = None,
     robust: bool = False,
     views: TrainingViews | int | None = None,
+    against: str | Path | None = None,
+    objective: str | None = None,
+    prompt: str | None = None,
 ) -> Protected:
     """Concept poisoning: make ``image`` (of ``concept``) encode like ``target`` (an ``as_concept`` photo).
 
@@ -257,7 +306,11 @@ def shade(
     shift survives what a scraper does to the image (3x the steps with 2 draws each: 6x the encoder passes).
     ``views`` (a training resolution in px, or a :class:`TrainingViews`) optimises the latents of random
     crops resized to that resolution, as a fine-tuning pipeline cuts them (3x the steps).
+    ``against`` (a ``sfumato lab train-base`` folder or a diffusers pipeline folder) attacks that
+    generator instead of ``encoders``, with ``objective`` (``latent``, the default, or ``advdm``,
+    ``sds-``, ``targeted``: see :mod:`sfumato.objectives`) and ``prompt`` (default: ``concept``).
     """
+    _check_against(against, objective, prompt)
     loaded, kind = _as_loaded(image)
     anchor, _ = _as_loaded(target)
     h, w = loaded.rgb.shape[-2:]
@@ -278,6 +331,9 @@ def shade(
         concept=concept,
         as_concept=as_concept,
         target_file=str(target) if isinstance(target, (str, Path)) else None,
+        against=str(against) if against is not None else None,
+        objective=objective if against is not None else None,
+        prompt=(prompt or concept) if against is not None else None,
     )
     rgb, report = _engine(
         loaded,
@@ -310,12 +366,18 @@ def cloak(
     progress: ProgressFn | None = None,
     robust: bool = False,
     views: TrainingViews | int | None = None,
+    against: str | Path | None = None,
+    objective: str | None = None,
+    prompt: str | None = None,
 ) -> Protected:
     """Style cloaking: pull the artwork's latents toward the same picture in a different style.
 
     ``style`` is a built-in style name or ``"auto"``; ``style_image`` instead transfers the look of
     a reference image in the FLUX.2 latent space. ``robust`` and ``views``: as in :func:`shade`.
+    ``against``, ``objective`` and ``prompt`` (the mimic's caption, e.g. "a painting by NAME"): as in
+    :func:`shade`; ``targeted`` pulls toward the style target.
     """
+    _check_against(against, objective, prompt)
     loaded, kind = _as_loaded(image)
     x = loaded.rgb[None]
     extra: dict[str, Any] = {}
@@ -328,7 +390,12 @@ def cloak(
     else:
         chosen = style
         if style == "auto":
-            chosen, distances = auto_style(x, load_encoder(encoders[0], weights_dir), seed)
+            chooser = (
+                GeneratorEncoder(load_generator(str(against)))
+                if against is not None
+                else load_encoder(encoders[0], weights_dir)
+            )
+            chosen, distances = auto_style(x, chooser, seed)
             extra["style_distances"] = {k: round(v, 5) for k, v in distances.items()}
         target = style_target(x, chosen, seed)
         extra["style"] = chosen
@@ -347,6 +414,9 @@ def cloak(
         views=as_views(views),
         style=style if style_image is None else None,
         style_image=str(style_image) if isinstance(style_image, (str, Path)) else None,
+        against=str(against) if against is not None else None,
+        objective=objective,
+        prompt=prompt,
     )
     rgb, report = _engine(
         loaded,

@@ -103,7 +103,9 @@ class GradientMatch:
         """Cosine between that gradient and the target."""
         return torch.nn.functional.cosine_similarity(self.gradient(latents, gen, graph), self.target, 0)
 
-    def __call__(self, latents: list[torch.Tensor], gen: torch.Generator) -> torch.Tensor:
+    def __call__(
+        self, latents: list[torch.Tensor], gen: torch.Generator, targets: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
         return 1 - self.alignment(latents[0], gen, graph=True)
 
 

@@ -1,0 +1,164 @@
+"""Protecting a whole folder at once against a generator: the surrogate-training schemes' public API.
+
+``aspl`` and ``metacloak`` (:mod:`sfumato.objectives.surrogate`) fine-tune a surrogate of the generator
+on every work together, so they cannot run one image at a time as :func:`sfumato.cloak` does.
+:func:`protect_works` takes the works (PIL images, tensors or paths) and returns one
+:class:`~sfumato.protect.Protected` each; :func:`protect_folder_files` is what ``sfumato cloak/shade
+--objective aspl|metacloak`` runs: files in, files (and reports) out, resumable from the checkpoint it
+keeps in the output folder. Works are attacked whole (no tiles): memory grows with the largest work.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from sfumato.budget import make_budget
+from sfumato.countermeasures.views import TrainingViews
+from sfumato.generators import load_generator
+from sfumato.imageio import atomic_write_text, collect_inputs, load_image, save_image
+from sfumato.inspect import sidecar_path
+from sfumato.objectives import FOLDER_OBJECTIVES, RoundReport, Schedule, generator_effect, protect_folder
+from sfumato.objectives.surrogate import DEFAULTS
+from sfumato.protect import ImageLike, Protected, Settings, _as_loaded, _hand_back, as_views, resolve_device
+from sfumato.quality import measure_quality
+
+CHECKPOINT_NAME = ".sfumato-surrogate.pt"
+
+
+def protect_works(
+    images: Sequence[ImageLike],
+    *,
+    against: str | Path,
+    objective: str = "aspl",
+    prompt: str | Sequence[str],
+    mode: str = "cloak",
+    intensity: str = "default",
+    budget: str = "jnd",
+    eps: float | None = None,
+    seed: int = 0,
+    robust: bool = False,
+    views: TrainingViews | int | None = None,
+    schedule: Schedule | None = None,
+    checkpoint: str | Path | None = None,
+    device: str = "auto",
+    on_round: Callable[[RoundReport], None] | None = None,
+) -> list[Protected]:
+    """Protect ``images`` together against the generator ``against`` by ``objective`` (``aspl`` or
+    ``metacloak``), each captioned ``prompt`` (one for all, or one per work: for ``shade``, the poison's
+    caption). ``schedule`` overrides the scheme's defaults (:data:`sfumato.objectives.surrogate.DEFAULTS`);
+    ``checkpoint`` (a file) makes the run resumable round by round; ``on_round`` sees each round."""
+    if objective not in FOLDER_OBJECTIVES:
+        raise ValueError(f"objective must be one of {', '.join(FOLDER_OBJECTIVES)}, not {objective!r}")
+    started = time.perf_counter()
+    dev = resolve_device(device)
+    loaded = [_as_loaded(img) for img in images]
+    prompts = [prompt] * len(loaded) if isinstance(prompt, str) else list(prompt)
+    rule = make_budget(intensity, budget, eps)
+    bound_views = as_views(views)
+    generator = load_generator(str(against), dev)
+    works = [item.rgb[None].to(dev) for item, _ in loaded]
+    allowances = [rule.allowance(x) for x in works]
+    plan = schedule or DEFAULTS[objective]
+    rounds: list[dict[str, Any]] = []
+
+    def seen(report: RoundReport) -> None:
+        rounds.append(asdict(report))
+        if on_round is not None:
+            on_round(report)
+
+    deltas = protect_folder(
+        works, allowances, generator, prompts, scheme=objective, schedule=plan, seed=seed,
+        checkpoint=checkpoint, views=bound_views, robust=robust, on_round=seen,
+    )  # fmt: skip
+    seconds = time.perf_counter() - started
+    out = []
+    for (item, kind), x, d, p in zip(loaded, works, deltas, prompts, strict=True):
+        if item.greyscale:
+            d = d.mean(1, keepdim=True).expand_as(d)  # grey in, grey out: one change for all channels
+        protected = ((x + d) * 255).round().clamp(0, 255) / 255
+        settings = Settings(
+            mode=mode, intensity=intensity, budget=budget, eps=eps, seed=seed, robust=robust,
+            views=bound_views, against=str(against), objective=objective, prompt=p,
+        )  # fmt: skip
+        report = {
+            "settings": settings.as_dict(),
+            "settings_key": settings.key(),
+            "budget": rule.describe(),
+            "schedule": asdict(plan),
+            "device": str(dev),
+            "size": list(item.size),
+            "seconds_per_work": round(seconds / len(works), 2),
+            "rounds": rounds,
+            "against": generator_effect(generator, settings, x, protected),
+            "effect": {"quality": measure_quality(x.cpu(), protected.cpu()).as_dict()},
+            "notes": list(item.notes),
+        }
+        rgb = protected[0].cpu()
+        out.append(Protected(_hand_back(item, rgb, kind), rgb, rgb, report))
+    return out
+
+
+def protect_folder_files(
+    inputs: Sequence[Path | str],
+    out_dir: Path | str,
+    mode: str,
+    *,
+    against: str | Path,
+    objective: str,
+    prompt: str,
+    fmt: str = "png",
+    quality: int = 95,
+    verbose: bool = True,
+    rounds: int | None = None,
+    **options: Any,
+) -> list[Path]:
+    """``sfumato cloak/shade FOLDER --objective aspl|metacloak``: protect every image of ``inputs`` into
+    ``out_dir`` (same relative names, ``fmt`` suffix, a ``.json`` report beside each, a ``.txt`` caption
+    for ``shade``). The checkpoint lives in ``out_dir`` until the run ends, so a rerun after an
+    interruption resumes at the last finished round. ``rounds`` overrides the scheme's default."""
+    out = Path(out_dir)
+    files = collect_inputs(inputs)
+    if not files:
+        raise ValueError("no images found in the inputs")
+    loaded = [load_image(f) for f, _ in files]
+    checkpoint = out / CHECKPOINT_NAME
+    schedule = DEFAULTS[objective] if objective in DEFAULTS else None
+    if schedule is not None and rounds is not None:
+        schedule = replace(schedule, rounds=rounds)
+
+    def show(r: RoundReport) -> None:
+        if verbose:
+            print(
+                f"round {r.round}/{r.rounds}: surrogate loss {r.surrogate_loss:.4f} ({r.seconds:.1f} s)",
+                flush=True,
+            )
+
+    results = protect_works(
+        [item.rgb for item in loaded], against=against, objective=objective, prompt=prompt, mode=mode,
+        schedule=schedule, checkpoint=checkpoint, on_round=show, **options,
+    )  # fmt: skip
+    written = []
+    forbidden = [f for f, _ in files]
+    for (file, relative), item, result in zip(files, loaded, results, strict=True):
+        output = out / relative.with_suffix("." + fmt.lstrip("."))
+        output.parent.mkdir(parents=True, exist_ok=True)
+        warnings = save_image(item, result.tensor, output, quality=quality, forbidden=forbidden)
+        if mode == "shade":
+            atomic_write_text(output.with_suffix(".txt"), prompt + "\n")
+        doc = {"input": str(file), "output": str(output), **result.report, "warnings": warnings}
+        atomic_write_text(sidecar_path(output), json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        written.append(output)
+        if verbose:
+            loss = result.report["against"]["denoising_loss"]
+            psnr = result.report["effect"]["quality"].get("psnr_db")
+            print(
+                f"{relative.as_posix()}: denoising loss {loss['before']:.4f} -> {loss['after']:.4f}, "
+                f"PSNR {psnr} dB"
+            )
+    checkpoint.unlink(missing_ok=True)
+    return written

@@ -24,6 +24,7 @@ from PIL import Image
 
 from sfumato.budget import make_budget
 from sfumato.encoders import load_decoder, load_encoder
+from sfumato.encoders.weights import ChecksumError
 from sfumato.imageio import (
     JPEG_LOSSY_WARNING,
     MIN_SIDE,
@@ -267,18 +268,24 @@ def _check_style_image(path: Path) -> Path:
 def _load_encoders(job: _Job, weights_dir: Path | str | None) -> None:
     """Load (and cache) every encoder now: a missing weight file is one clear error, not N failures.
 
-    ``WeightsNotFoundError`` is let through as is: its message says where to get the file.
+    ``WeightsNotFoundError`` and ``ChecksumError`` (a damaged file) are let through as they are: their
+    messages say what to do. A file with no pinned hash is used, with a note that it is unverified.
     """
     names = list(job.common["encoders"])
     if job.mode == "cloak" and job.style_image is not None:
         names.append("flux2")
     try:
-        for name in dict.fromkeys(names):
-            load_encoder(name, weights_dir)
+        loaded: list[Any] = [load_encoder(name, weights_dir) for name in dict.fromkeys(names)]
         if job.mode == "cloak" and job.style_image is not None:
-            load_decoder("flux2", weights_dir)
+            loaded.append(load_decoder("flux2", weights_dir))
+    except ChecksumError:
+        raise
     except ValueError as e:
         raise BatchError(str(e)) from None
+    for model in loaded:
+        if not getattr(model, "verified", False):
+            where = getattr(model, "source", "") or model.name
+            _err(f"note: {where} has no pinned checksum; it is used unverified, as your own file")
 
 
 def _suffix(fmt: str) -> str:

@@ -148,4 +148,6 @@ def test_output_folder_inside_the_input_folder_is_not_read_back(tmp_path, weight
     run_batch([src], out, "cloak", style="sketch", **FAST)
     (out / "a.png.json").unlink()  # even without its sidecar, an output is not taken as an input
     again = run_batch([src], out, "cloak", style="sketch", **FAST)
-    assert [i.input.name for i in again.done] == ["a.jpg"] and not again.failed
+    # ... and, having no report of ours beside it any more, it is kept rather than overwritten
+    assert not again.done and [p.name for p, _ in again.failed] == ["a.jpg"]
+    assert "which sfumato did not write" in again.failed[0][1]

@@ -453,7 +453,12 @@ def _cmd_protect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         _error(str(e))
         return EXIT_FAILED
     print(result.summary_line(), flush=True)
-    return EXIT_FAILED if result.failed else EXIT_OK
+    if result.stopped:
+        _error(
+            f"{result.stopped}; the images not yet done were not computed. Free space or fix the "
+            "folder, then rerun: finished outputs are kept and skipped"
+        )
+    return EXIT_FAILED if result.failed or result.stopped else EXIT_OK
 
 
 def _num(value: object, fmt: str) -> str:

@@ -50,7 +50,7 @@ from sfumato.outputs import (
 from sfumato.protect import Settings, as_views, cloak, resolve_device, shade
 from sfumato.report import markdown_table, summary_row
 from sfumato.styles import STYLE_NAMES
-from sfumato.targets import choose_anchor
+from sfumato.targets import choose_anchor, set_style, style_distances
 
 MODES = ("shade", "cloak")
 FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp"}
@@ -110,6 +110,7 @@ class _Job:
     anchors: list[tuple[Path, tuple[int, int]]] = field(default_factory=list)
     style: str = "auto"
     style_image: str | None = None
+    style_choice: dict[str, Any] | None = None  # how --style auto chose the set's one style
 
     def settings(self, anchor: Path | None) -> Settings:
         if self.mode == "shade":
@@ -141,6 +142,7 @@ def run_batch(
     target_images: Path | str | Sequence[Path | str] | None = None,
     style: str = "auto",
     style_image: Path | str | None = None,
+    style_per_image: bool = False,
     encoders: Sequence[str] = ("flux2",),
     encoder_weights: Sequence[float] = (),
     intensity: str = "default",
@@ -163,7 +165,10 @@ def run_batch(
 
     ``mode`` is ``"shade"`` (needs ``target_images``: a folder or files of the concept to pull toward,
     one chosen per source by aspect ratio; ``concept`` is written as the caption) or ``"cloak"``
-    (``style``: a built-in style name or ``"auto"``, or ``style_image``). ``eps`` is on [0, 1] images.
+    (``style``: a built-in style name or ``"auto"``, or ``style_image``). ``"auto"`` chooses one style for
+    the whole set (the middling-to-far one for most works, see :func:`sfumato.targets.set_style`), so a
+    mimic trained on the set sees one target; ``style_per_image`` chooses per image instead.
+    ``eps`` is on [0, 1] images.
     ``progress`` shows tqdm bars, ``verbose`` one line per image; failures and format warnings are
     always printed (to stderr). ``robust`` optimises through random countermeasures (JPEG, resizing,
     ...) so the protection survives them, ``views`` (a training resolution in px) through the random
@@ -210,6 +215,8 @@ def run_batch(
         raise BatchError(str(e)) from None
     _warn_lossy(suffix, quality)
     _print_ignored(result)
+    if mode == "cloak" and job.style_image is None and job.style == "auto" and not style_per_image:
+        _choose_set_style(job, files, weights_dir, verbose)
 
     runner = _Runner(job, out, suffix, quality, files, forbidden_extra, progress, verbose, result)
     runner.run()
@@ -275,6 +282,34 @@ def _prepare(mode: str, **o: Any) -> _Job:
             raise BatchError(f"unknown style {o['style']!r}; choose one of {', '.join(STYLE_NAMES)}, or auto")
     _load_encoders(job, o["weights_dir"])
     return job
+
+
+def _choose_set_style(
+    job: _Job, files: list[tuple[Path, Path]], weights_dir: Path | str | None, verbose: bool
+) -> None:
+    """``--style auto`` for a set: score every work's distance to each style, keep one style for all.
+
+    Works that cannot be read are left out here; they fail later with their own message.
+    """
+    encoder = load_encoder(job.common["encoders"][0], weights_dir)
+    seed = job.common["seed"]
+    per_work = []
+    for file, _ in files:
+        try:
+            per_work.append(style_distances(load_image(file).rgb[None], encoder, seed))
+        except ImageInputError:
+            continue
+    if not per_work:
+        return
+    chosen, medians = set_style(per_work)
+    job.style = chosen
+    job.style_choice = {"auto": "set", "works": len(per_work), "median_rank": medians}
+    if verbose:
+        print(
+            f"style for the whole set: {chosen} (auto: middling-to-far for most of the {len(per_work)} "
+            "works; --style-per-image chooses per image)",
+            flush=True,
+        )
 
 
 def _check_style_image(path: Path) -> Path:
@@ -510,6 +545,8 @@ class _Runner:
         )
         doc = {"input": str(file), "output": str(output), **protected.report, "warnings": warnings}
         doc["output_sha256"] = digest_bytes(data)
+        if self.job.style_choice is not None:
+            doc["style_choice"] = self.job.style_choice
         write_caption = (
             caption is not None and bool(self.job.concept) and self._caption_is_ours(caption, previous)
         )

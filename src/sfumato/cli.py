@@ -20,7 +20,9 @@ from sfumato import __version__
 from sfumato.options import eps_option
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-AUTO_DESCRIPTION = "pick a built-in style at a middling-to-far latent distance from each artwork"
+AUTO_DESCRIPTION = (
+    "pick one built-in style for the whole set, at a middling-to-far latent distance from most artworks"
+)
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -267,6 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="built-in target style, or auto (default: auto; see the list below)",
     )
     g.add_argument(
+        "--style-per-image",
+        action="store_true",
+        help="with auto, choose a style for each image rather than one for the whole set",
+    )
+    g.add_argument(
         "--style-image",
         type=Path,
         default=None,
@@ -423,7 +430,9 @@ def _cmd_protect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     else:
         if args.style is not None and args.style_image is not None:
             parser.error("give either --style or --style-image, not both")
-        options.update(style=args.style or "auto", style_image=args.style_image)
+        options.update(
+            style=args.style or "auto", style_image=args.style_image, style_per_image=args.style_per_image
+        )
     if args.tile is not None:
         options["tile"] = args.tile
     try:

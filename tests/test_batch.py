@@ -70,7 +70,7 @@ def test_shade_writes_captions_and_picks_anchors_by_aspect(tmp_path, weights_dir
     out = tmp_path / "out" / "wide.png"
     assert (tmp_path / "out" / "wide.txt").read_text().strip() == "dog"
     doc = json.loads(sidecar_path(out).read_text())
-    assert Path(doc["settings"]["target_file"]).name == "wide_cat.jpg"
+    assert doc["settings"]["target_name"] == "wide_cat.jpg"
     assert doc["caption"] == "dog" and doc["settings"]["as_concept"] == "cat"
 
 

@@ -36,6 +36,7 @@ from sfumato.imageio import (
     load_image,
 )
 from sfumato.inspect import sidecar_path
+from sfumato.names import safe_relative
 from sfumato.optimise import SPEED, TILE
 from sfumato.outputs import (
     OutputFolderError,
@@ -47,7 +48,7 @@ from sfumato.outputs import (
     read_report,
     remove_leftovers,
 )
-from sfumato.protect import Settings, as_views, cloak, resolve_device, shade
+from sfumato.protect import Settings, as_views, cloak, image_identity, resolve_device, shade
 from sfumato.report import markdown_table, summary_row
 from sfumato.styles import STYLE_NAMES
 from sfumato.targets import choose_anchor, set_style, style_distances
@@ -111,22 +112,35 @@ class _Job:
     style: str = "auto"
     style_image: str | None = None
     style_choice: dict[str, Any] | None = None  # how --style auto chose the set's one style
+    identities: dict[Path, tuple[str | None, str | None]] = field(default_factory=dict)
 
     def settings(self, anchor: Path | None) -> Settings:
+        """The settings shade/cloak will record, so a rerun can compare keys before computing."""
         if self.mode == "shade":
+            name, digest = self._identity(anchor)
             return Settings(
                 mode="shade",
                 concept=self.concept,
                 as_concept=self.as_concept,
-                target_file=str(anchor),
+                target_name=name,
+                target_sha256=digest,
                 **self.common,
             )
+        name, digest = (None, None) if self.style_image is None else self._identity(Path(self.style_image))
         return Settings(
             mode="cloak",
             style=self.style if self.style_image is None else None,
-            style_image=self.style_image,
+            style_image=name,
+            style_image_sha256=digest,
             **self.common,
         )
+
+    def _identity(self, path: Path | None) -> tuple[str | None, str | None]:
+        if path is None:
+            return None, None
+        if path not in self.identities:
+            self.identities[path] = image_identity(path)
+        return self.identities[path]
 
 
 # ------------------------------------------------------------------------------------------------ API
@@ -511,7 +525,13 @@ class _Runner:
     # -- one file
 
     def _one(self, file: Path, relative: Path) -> None:
-        output = self.out / relative.with_suffix(self.suffix)
+        wanted = relative.with_suffix(self.suffix)
+        output = self.out / safe_relative(wanted)
+        if output != self.out / wanted:
+            self._warn(
+                f"note: {relative.as_posix()}: written as {output.relative_to(self.out).as_posix()!r}: "
+                "its name holds a right-to-left override or other control, or a name Windows reserves"
+            )
         side = sidecar_path(output)
         caption = output.with_suffix(".txt") if self.job.mode == "shade" else None
         self._check_outputs(file, output, side, caption)

@@ -25,15 +25,21 @@ def _target_from_sidecar(
 ) -> tuple[torch.Tensor | None, str | None]:
     settings = sidecar.get("settings", {})
     h, w = original.shape[-2:]
-    if settings.get("target_file"):
+    if settings.get("target_file"):  # reports written before they named targets without a path
         path = Path(settings["target_file"])
         if not path.exists():
             return None, f"target image {path} named in the sidecar is missing"
         return fit_to(load_image(path).rgb[None], h, w), None
+    if settings.get("target_name"):
+        return None, (
+            f"the report names the target image {settings['target_name']!r} but not where it is (reports "
+            "carry no paths); pass it with --target to measure the movement toward it"
+        )
     if settings.get("style_image"):
-        path = Path(settings["style_image"])
-        if not path.exists():
-            return None, f"style image {path} named in the sidecar is missing"
+        path = Path(settings["style_image"])  # a name, looked for in the current folder (old reports: a path)
+        recorded = settings.get("style_image_sha256")
+        if not path.is_file() or (recorded and (digest_file(path) or "")[:16] != recorded):
+            return None, f"the style image {path.name!r} named in the report is not at hand here"
         return latent_style_transfer(
             original,
             load_image(path).rgb[None],

@@ -26,6 +26,7 @@ from sfumato.encoders.ensemble import Ensemble
 from sfumato.encoders.weights import WeightsNotFoundError
 from sfumato.imageio import LoadedImage, load_image, to_tensor
 from sfumato.optimise import OVERLAP, SPEED, TILE, protect_tensor
+from sfumato.outputs import digest_file
 from sfumato.report import effect_report
 from sfumato.targets import auto_style, fit_to, latent_style_transfer, style_target
 
@@ -53,7 +54,9 @@ class Settings:
     style_image: str | None = None
     concept: str | None = None
     as_concept: str | None = None
-    target_file: str | None = None
+    target_name: str | None = None  # the anchor's display name: reports never carry a path
+    target_sha256: str | None = None  # ... and its content, which decides the key instead of a path
+    style_image_sha256: str | None = None
     robust: bool = False  # optimise through random countermeasures (countermeasures/differentiable.py)
     views: TrainingViews | None = None  # optimise through random training views (countermeasures/views.py)
 
@@ -75,6 +78,19 @@ class Protected:
     tensor: torch.Tensor
     target: torch.Tensor
     report: dict[str, Any] = field(default_factory=dict)
+
+
+def image_identity(image: ImageLike, name: str | None = None) -> tuple[str | None, str | None]:
+    """A target's display name and a short digest of its file, for reports and the settings key.
+
+    Reports name a target image by its display name only, never a path: a path says where a user keeps
+    files, or where a server stores uploads (``.../uploads/<id>/source``). The digest makes two
+    different files of the same name different settings, and a moved folder the same ones.
+    """
+    if not isinstance(image, (str, Path)):
+        return name, None
+    digest = digest_file(Path(image))
+    return name or Path(image).name, None if digest is None else digest[:16]
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -235,6 +251,7 @@ def shade(
     *,
     concept: str | None = None,
     as_concept: str | None = None,
+    target_name: str | None = None,
     encoders: Sequence[str] = ("flux2",),
     encoder_weights: Sequence[float] = (),
     intensity: str = "default",
@@ -257,9 +274,11 @@ def shade(
     shift survives what a scraper does to the image (3x the steps with 2 draws each: 6x the encoder passes).
     ``views`` (a training resolution in px, or a :class:`TrainingViews`) optimises the latents of random
     crops resized to that resolution, as a fine-tuning pipeline cuts them (3x the steps).
+    ``target_name`` is how the report names the target (default: its file name; never its path).
     """
     loaded, kind = _as_loaded(image)
     anchor, _ = _as_loaded(target)
+    shown, digest = image_identity(target, target_name)
     h, w = loaded.rgb.shape[-2:]
     fitted = fit_to(anchor.rgb[None], h, w)
     settings = Settings(
@@ -277,7 +296,8 @@ def shade(
         views=as_views(views),
         concept=concept,
         as_concept=as_concept,
-        target_file=str(target) if isinstance(target, (str, Path)) else None,
+        target_name=shown,
+        target_sha256=digest,
     )
     rgb, report = _engine(
         loaded,
@@ -319,6 +339,7 @@ def cloak(
     loaded, kind = _as_loaded(image)
     x = loaded.rgb[None]
     extra: dict[str, Any] = {}
+    style_shown, style_digest = (None, None) if style_image is None else image_identity(style_image)
     if style_image is not None:
         reference, _ = _as_loaded(style_image)
         target = latent_style_transfer(
@@ -346,7 +367,8 @@ def cloak(
         robust=robust,
         views=as_views(views),
         style=style if style_image is None else None,
-        style_image=str(style_image) if isinstance(style_image, (str, Path)) else None,
+        style_image=style_shown,
+        style_image_sha256=style_digest,
     )
     rgb, report = _engine(
         loaded,

@@ -211,7 +211,9 @@ def _engine(
         transform=ROBUST_RECIPE if settings.robust else None,
         views=settings.views,
     )
-    protected = ((x + delta) * 255).round().clamp(0, 255).cpu() / 255
+    # in place: each step of the 8-bit rounding would otherwise hold another whole-image copy
+    protected = (x + delta).mul_(255).round_().clamp_(0, 255).cpu().div_(255)
+    del delta
     seconds = time.perf_counter() - started
     measure = [e.to("cpu") for e in load_measure_encoders(encoders, weights_dir)]
     effect = effect_report(loaded.rgb[None], protected, target.cpu(), measure, settings.encoders)

@@ -31,7 +31,7 @@ def _count_cloaks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     real = batch_module.cloak
 
     def counting(image, *args, **kwargs):
-        calls.append(Path(image).name)
+        calls.append(Path(image.path).name)
         return real(image, *args, **kwargs)
 
     monkeypatch.setattr(batch_module, "cloak", counting)

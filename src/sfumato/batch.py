@@ -29,6 +29,7 @@ from sfumato.imageio import (
     JPEG_LOSSY_WARNING,
     MIN_SIDE,
     ImageInputError,
+    LoadedImage,
     atomic_write_bytes,
     atomic_write_text,
     collect_inputs,
@@ -557,7 +558,7 @@ class _Runner:
             self._warn(f"note: {relative.as_posix()}: {note}")
         callback = self._inner_progress(relative, loaded.size, len(self.files))
         try:
-            protected = self._protect(file, anchor, callback)
+            protected = self._protect(loaded, anchor, callback)
         finally:
             callback.close()  # type: ignore[attr-defined]
         data, warnings = encode_image(
@@ -584,10 +585,11 @@ class _Runner:
                 self._warn(f"warning: {relative.as_posix()}: {w}")
         self._echo(_image_line(relative.as_posix(), protected.report))
 
-    def _protect(self, file: Path, anchor: Path | None, callback: Any) -> Any:
+    def _protect(self, loaded: LoadedImage, anchor: Path | None, callback: Any) -> Any:
+        """shade or cloak on the image already decoded (decoding it twice held two copies at once)."""
         if self.job.mode == "shade":
             return shade(
-                str(file),
+                loaded,
                 str(anchor),
                 concept=self.job.concept,
                 as_concept=self.job.as_concept,
@@ -596,7 +598,7 @@ class _Runner:
                 **self.job.call,
             )
         return cloak(
-            str(file),
+            loaded,
             self.job.style,
             style_image=self.job.style_image,
             progress=callback,

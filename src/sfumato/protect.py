@@ -31,7 +31,7 @@ from sfumato.report import effect_report
 from sfumato.targets import auto_style, fit_to, latent_style_transfer, style_target
 
 MEASURE_ENCODERS = ("flux2", "sana")  # always measured when available, attacked or not (transfer)
-ImageLike = Image.Image | torch.Tensor | str | Path
+ImageLike = Image.Image | torch.Tensor | str | Path | LoadedImage
 ProgressFn = Callable[[int, int], None]
 
 
@@ -110,6 +110,8 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 def _as_loaded(image: ImageLike) -> tuple[LoadedImage, str]:
     """Normalise any accepted input to a LoadedImage plus a tag saying how to hand the result back."""
+    if isinstance(image, LoadedImage):  # already decoded (the batch needs it to save): not a second copy
+        return image, "tensor"
     if isinstance(image, (str, Path)):
         return load_image(image), "path"
     if isinstance(image, Image.Image):
@@ -211,6 +213,7 @@ def _engine(
         transform=ROBUST_RECIPE if settings.robust else None,
         views=settings.views,
     )
+    del allowance  # not needed by the report: one whole-image buffer fewer while it runs
     # in place: each step of the 8-bit rounding would otherwise hold another whole-image copy
     protected = (x + delta).mul_(255).round_().clamp_(0, 255).cpu().div_(255)
     del delta

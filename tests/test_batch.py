@@ -70,7 +70,7 @@ def test_shade_writes_captions_and_picks_anchors_by_aspect(tmp_path, weights_dir
     out = tmp_path / "out" / "wide.png"
     assert (tmp_path / "out" / "wide.txt").read_text().strip() == "dog"
     doc = json.loads(sidecar_path(out).read_text())
-    assert Path(doc["settings"]["target_file"]).name == "wide_cat.jpg"
+    assert doc["settings"]["target_name"] == "wide_cat.jpg"
     assert doc["caption"] == "dog" and doc["settings"]["as_concept"] == "cat"
 
 
@@ -148,4 +148,6 @@ def test_output_folder_inside_the_input_folder_is_not_read_back(tmp_path, weight
     run_batch([src], out, "cloak", style="sketch", **FAST)
     (out / "a.png.json").unlink()  # even without its sidecar, an output is not taken as an input
     again = run_batch([src], out, "cloak", style="sketch", **FAST)
-    assert [i.input.name for i in again.done] == ["a.jpg"] and not again.failed
+    # ... and, having no report of ours beside it any more, it is kept rather than overwritten
+    assert not again.done and [p.name for p, _ in again.failed] == ["a.jpg"]
+    assert "which sfumato did not write" in again.failed[0][1]

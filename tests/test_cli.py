@@ -99,7 +99,7 @@ def test_shade_writes_caption_files(two_images, tmp_path, capsys, weights_dir):
     )
     assert code == 0
     assert (out / "a.txt").read_text().strip() == "dog" and (out / "b.txt").read_text().strip() == "dog"
-    assert Path(json.loads((out / "b.png.json").read_text())["settings"]["target_file"]).name == "tiger.jpg"
+    assert json.loads((out / "b.png.json").read_text())["settings"]["target_name"] == "tiger.jpg"
 
 
 def test_bad_files_do_not_stop_the_batch_and_exit_1(two_images, tmp_path, capsys, weights_dir):

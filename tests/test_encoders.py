@@ -65,7 +65,7 @@ def test_wrong_layout_fails_loudly(tmp_path):
     sd["99.weight"] = torch.zeros(1)
     path = tmp_path / "broken_encoder.pth"
     torch.save(sd, path)
-    with pytest.raises(RuntimeError, match="Unexpected key"):
+    with pytest.raises(ValueError, match="(?s)does not have a TAESD encoder layout.*Unexpected key"):
         load_encoder(str(path))
 
 

@@ -64,7 +64,8 @@ def test_cloak_with_a_style_image(weights_dir):
     art = photo("goldfish", (96, 64))
     out = sfumato.cloak(art, style_image=paintings[0], weights_dir=weights_dir, **FAST)
     assert out.target.shape == (1, 3, 64, 96)
-    assert out.report["settings"]["style_image"] == str(paintings[0])
+    assert out.report["settings"]["style_image"] == paintings[0].name  # a display name, never a path
+    assert len(out.report["settings"]["style_image_sha256"]) == 16
 
 
 def test_unknown_style_and_speed_are_clear_errors(dog, weights_dir):

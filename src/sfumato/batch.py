@@ -24,21 +24,35 @@ from PIL import Image
 
 from sfumato.budget import make_budget
 from sfumato.encoders import load_decoder, load_encoder
+from sfumato.encoders.weights import ChecksumError
 from sfumato.imageio import (
     JPEG_LOSSY_WARNING,
     MIN_SIDE,
     ImageInputError,
+    LoadedImage,
+    atomic_write_bytes,
     atomic_write_text,
     collect_inputs,
+    encode_image,
     load_image,
-    save_image,
 )
 from sfumato.inspect import sidecar_path
+from sfumato.names import safe_relative
 from sfumato.optimise import SPEED, TILE
-from sfumato.protect import Settings, as_views, cloak, resolve_device, shade
+from sfumato.outputs import (
+    OutputFolderError,
+    digest_bytes,
+    digest_file,
+    folder_problem,
+    is_our_report,
+    prepare_output_folder,
+    read_report,
+    remove_leftovers,
+)
+from sfumato.protect import Settings, as_views, cloak, image_identity, resolve_device, shade
 from sfumato.report import markdown_table, summary_row
 from sfumato.styles import STYLE_NAMES
-from sfumato.targets import choose_anchor
+from sfumato.targets import choose_anchor, set_style, style_distances
 
 MODES = ("shade", "cloak")
 FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp"}
@@ -70,15 +84,19 @@ class BatchResult:
     skipped: list[BatchItem] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
     out_dir: Path = Path(".")
+    ignored: list[tuple[Path, str]] = field(default_factory=list)  # met in a folder, not an image we read
+    kept: list[str] = field(default_factory=list)  # the user's files left in place, one sentence each
+    stopped: str | None = None  # why the batch stopped before the end (full disk, read-only folder)
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and self.stopped is None
 
     def summary_line(self) -> str:
+        ignored = f", {len(self.ignored)} ignored" if self.ignored else ""
         return (
             f"{len(self.done)} protected, {len(self.skipped)} skipped (already done), "
-            f"{len(self.failed)} failed; output in {self.out_dir}"
+            f"{len(self.failed)} failed{ignored}; output in {self.out_dir}"
         )
 
 
@@ -94,22 +112,36 @@ class _Job:
     anchors: list[tuple[Path, tuple[int, int]]] = field(default_factory=list)
     style: str = "auto"
     style_image: str | None = None
+    style_choice: dict[str, Any] | None = None  # how --style auto chose the set's one style
+    identities: dict[Path, tuple[str | None, str | None]] = field(default_factory=dict)
 
     def settings(self, anchor: Path | None) -> Settings:
+        """The settings shade/cloak will record, so a rerun can compare keys before computing."""
         if self.mode == "shade":
+            name, digest = self._identity(anchor)
             return Settings(
                 mode="shade",
                 concept=self.concept,
                 as_concept=self.as_concept,
-                target_file=str(anchor),
+                target_name=name,
+                target_sha256=digest,
                 **self.common,
             )
+        name, digest = (None, None) if self.style_image is None else self._identity(Path(self.style_image))
         return Settings(
             mode="cloak",
             style=self.style if self.style_image is None else None,
-            style_image=self.style_image,
+            style_image=name,
+            style_image_sha256=digest,
             **self.common,
         )
+
+    def _identity(self, path: Path | None) -> tuple[str | None, str | None]:
+        if path is None:
+            return None, None
+        if path not in self.identities:
+            self.identities[path] = image_identity(path)
+        return self.identities[path]
 
 
 # ------------------------------------------------------------------------------------------------ API
@@ -125,6 +157,7 @@ def run_batch(
     target_images: Path | str | Sequence[Path | str] | None = None,
     style: str = "auto",
     style_image: Path | str | None = None,
+    style_per_image: bool = False,
     encoders: Sequence[str] = ("flux2",),
     encoder_weights: Sequence[float] = (),
     intensity: str = "default",
@@ -150,7 +183,10 @@ def run_batch(
 
     ``mode`` is ``"shade"`` (needs ``target_images``: a folder or files of the concept to pull toward,
     one chosen per source by aspect ratio; ``concept`` is written as the caption) or ``"cloak"``
-    (``style``: a built-in style name or ``"auto"``, or ``style_image``). ``eps`` is on [0, 1] images.
+    (``style``: a built-in style name or ``"auto"``, or ``style_image``). ``"auto"`` chooses one style for
+    the whole set (the middling-to-far one for most works, see :func:`sfumato.targets.set_style`), so a
+    mimic trained on the set sees one target; ``style_per_image`` chooses per image instead.
+    ``eps`` is on [0, 1] images.
     ``progress`` shows tqdm bars, ``verbose`` one line per image; failures and format warnings are
     always printed (to stderr). ``robust`` optimises through random countermeasures (JPEG, resizing,
     ...) so the protection survives them, ``views`` (a training resolution in px) through the random
@@ -196,7 +232,14 @@ def run_batch(
         forbidden_extra = [p for p, _ in job.anchors]
     elif job.style_image is not None:
         forbidden_extra = [Path(job.style_image)]
+    try:
+        prepare_output_folder(out)
+    except OutputFolderError as e:
+        raise BatchError(str(e)) from None
     _warn_lossy(suffix, quality)
+    _print_ignored(result)
+    if mode == "cloak" and job.style_image is None and job.style == "auto" and not style_per_image:
+        _choose_set_style(job, files, weights_dir, verbose)
 
     runner = _Runner(job, out, suffix, quality, files, forbidden_extra, progress, verbose, result)
     runner.run()
@@ -268,6 +311,34 @@ def _prepare(mode: str, **o: Any) -> _Job:
     return job
 
 
+def _choose_set_style(
+    job: _Job, files: list[tuple[Path, Path]], weights_dir: Path | str | None, verbose: bool
+) -> None:
+    """``--style auto`` for a set: score every work's distance to each style, keep one style for all.
+
+    Works that cannot be read are left out here; they fail later with their own message.
+    """
+    encoder = load_encoder(job.common["encoders"][0], weights_dir)
+    seed = job.common["seed"]
+    per_work = []
+    for file, _ in files:
+        try:
+            per_work.append(style_distances(load_image(file).rgb[None], encoder, seed))
+        except ImageInputError:
+            continue
+    if not per_work:
+        return
+    chosen, medians = set_style(per_work)
+    job.style = chosen
+    job.style_choice = {"auto": "set", "works": len(per_work), "median_rank": medians}
+    if verbose:
+        print(
+            f"style for the whole set: {chosen} (auto: middling-to-far for most of the {len(per_work)} "
+            "works; --style-per-image chooses per image)",
+            flush=True,
+        )
+
+
 def _check_style_image(path: Path) -> Path:
     try:
         load_image(path)
@@ -279,18 +350,24 @@ def _check_style_image(path: Path) -> Path:
 def _load_encoders(job: _Job, weights_dir: Path | str | None) -> None:
     """Load (and cache) every encoder now: a missing weight file is one clear error, not N failures.
 
-    ``WeightsNotFoundError`` is let through as is: its message says where to get the file.
+    ``WeightsNotFoundError`` and ``ChecksumError`` (a damaged file) are let through as they are: their
+    messages say what to do. A file with no pinned hash is used, with a note that it is unverified.
     """
     names = list(job.common["encoders"])
     if job.mode == "cloak" and job.style_image is not None:
         names.append("flux2")
     try:
-        for name in dict.fromkeys(names):
-            load_encoder(name, weights_dir)
+        loaded: list[Any] = [load_encoder(name, weights_dir) for name in dict.fromkeys(names)]
         if job.mode == "cloak" and job.style_image is not None:
-            load_decoder("flux2", weights_dir)
+            loaded.append(load_decoder("flux2", weights_dir))
+    except ChecksumError:
+        raise
     except ValueError as e:
         raise BatchError(str(e)) from None
+    for model in loaded:
+        if not getattr(model, "verified", False):
+            where = getattr(model, "source", "") or model.name
+            _err(f"note: {where} has no pinned checksum; it is used unverified, as your own file")
 
 
 def _suffix(fmt: str) -> str:
@@ -318,18 +395,20 @@ def _collect(inputs: Sequence[Path | str], out: Path, result: BatchResult) -> li
         inputs = [inputs]
     if not inputs:
         raise BatchError("no inputs given")
-    present = []
+    present, files, seen = [], [], set()
     for item in inputs:
         try:
-            collect_inputs([item])
+            found = collect_inputs([item], ignored=result.ignored)
         except ImageInputError as e:
             result.failed.append((e.path, str(e)))
             continue
         present.append(item)
-    try:
-        files = collect_inputs(present) if present else []
-    except ImageInputError as e:
-        raise BatchError(str(e)) from None
+        # Each input on its own: two that would land on the same output fail the later file only
+        # (in _check_outputs), the same rule as for a.png beside a.jpg in one folder.
+        for file, relative in found:
+            if file.resolve() not in seen:
+                seen.add(file.resolve())
+                files.append((file, relative))
     explicit = {Path(i).resolve() for i in present if Path(i).is_file()}
     out_abs = out.resolve()
     roots = [Path(i).resolve() for i in present if Path(i).is_dir()]
@@ -351,14 +430,7 @@ def _collect(inputs: Sequence[Path | str], out: Path, result: BatchResult) -> li
 
 
 def _is_our_output(file: Path) -> bool:
-    side = sidecar_path(file)
-    if not side.is_file():
-        return False
-    try:
-        doc = json.loads(side.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(doc, dict) and "output" in doc and "settings_key" in doc
+    return is_our_report(read_report(sidecar_path(file)))
 
 
 def _header_size(path: Path) -> tuple[int, int]:
@@ -450,6 +522,14 @@ class _Runner:
                 except ImageInputError as e:
                     message = str(e) if Path(e.path) == file else f"{file}: {e}"
                     self._fail(file, message)
+                except OSError as e:
+                    stop = folder_problem(e, self.out)
+                    self._fail(
+                        file, f"{file}: {e.strerror or e}" if stop else f"{file}: {type(e).__name__}: {e}"
+                    )
+                    if stop is not None:  # every later image would fail the same way, after its compute
+                        self.result.stopped = stop
+                        break
                 except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch
                     self._fail(file, f"{file}: {type(e).__name__}: {e}")
         finally:
@@ -458,10 +538,18 @@ class _Runner:
     # -- one file
 
     def _one(self, file: Path, relative: Path) -> None:
-        output = self.out / relative.with_suffix(self.suffix)
+        wanted = relative.with_suffix(self.suffix)
+        output = self.out / safe_relative(wanted)
+        if output != self.out / wanted:
+            self._warn(
+                f"note: {relative.as_posix()}: written as {output.relative_to(self.out).as_posix()!r}: "
+                "its name holds a right-to-left override or other control, or a name Windows reserves"
+            )
         side = sidecar_path(output)
         caption = output.with_suffix(".txt") if self.job.mode == "shade" else None
         self._check_outputs(file, output, side, caption)
+        remove_leftovers(*(p for p in (output, side, caption) if p is not None))
+        previous = self._previous_report(file, output, side)
 
         anchor = None
         if self.job.mode == "shade":
@@ -470,50 +558,99 @@ class _Runner:
             anchor = choose_anchor(size, self.job.anchors, key=key)
         key = self.job.settings(anchor).key()
 
-        previous = _read_sidecar(side)
-        if previous is not None and previous.get("settings_key") == key and output.is_file():
-            if caption is not None and not caption.is_file() and self.job.concept:
+        if previous is not None and _pair_is_complete(previous, key, output):
+            if caption is not None and previous.get("caption_file") == caption.name and not caption.exists():
                 atomic_write_text(caption, self.job.concept + "\n")
             self.result.skipped.append(BatchItem(file, output, previous))
             self._echo(f"{relative.as_posix()}: skipped (already protected with these settings)")
             return
 
         loaded = load_image(file)
+        for note in loaded.notes:
+            self._warn(f"note: {relative.as_posix()}: {note}")
         callback = self._inner_progress(relative, loaded.size, len(self.files))
         try:
-            if self.job.mode == "shade":
-                protected = shade(
-                    str(file),
-                    str(anchor),
-                    concept=self.job.concept,
-                    as_concept=self.job.as_concept,
-                    progress=callback,
-                    **self.job.common,
-                    **self.job.call,
-                )
-            else:
-                protected = cloak(
-                    str(file),
-                    self.job.style,
-                    style_image=self.job.style_image,
-                    progress=callback,
-                    **self.job.common,
-                    **self.job.call,
-                )
+            protected = self._protect(loaded, anchor, callback)
         finally:
             callback.close()  # type: ignore[attr-defined]
-        warnings = save_image(
+        data, warnings = encode_image(
             loaded, protected.tensor, output, quality=self.quality, forbidden=self.forbidden
         )
-        if caption is not None and self.job.concept:
-            atomic_write_text(caption, self.job.concept + "\n")
         doc = {"input": str(file), "output": str(output), **protected.report, "warnings": warnings}
-        atomic_write_text(side, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")  # last: marks done
+        doc["output_sha256"] = digest_bytes(data)
+        if self.job.style_choice is not None:
+            doc["style_choice"] = self.job.style_choice
+        write_caption = (
+            caption is not None and bool(self.job.concept) and self._caption_is_ours(caption, previous)
+        )
+        if caption is not None:
+            doc["caption_file"] = caption.name if write_caption else None
+        # The report first, naming the bytes that follow: a kill between the two leaves a report whose
+        # output_sha256 does not match the image beside it, which every reader checks (never a stale pair).
+        atomic_write_text(side, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        atomic_write_bytes(output, data)
+        if write_caption and caption is not None:
+            atomic_write_text(caption, self.job.concept + "\n")
         self.result.done.append(BatchItem(file, output, doc))
         for w in warnings:
             if "lossy" not in w:  # the format's lossiness was announced once, before the batch
                 self._warn(f"warning: {relative.as_posix()}: {w}")
         self._echo(_image_line(relative.as_posix(), protected.report))
+
+    def _protect(self, loaded: LoadedImage, anchor: Path | None, callback: Any) -> Any:
+        """shade or cloak on the image already decoded (decoding it twice held two copies at once)."""
+        if self.job.mode == "shade":
+            return shade(
+                loaded,
+                str(anchor),
+                concept=self.job.concept,
+                as_concept=self.job.as_concept,
+                progress=callback,
+                **self.job.common,
+                **self.job.call,
+            )
+        return cloak(
+            loaded,
+            self.job.style,
+            style_image=self.job.style_image,
+            progress=callback,
+            **self.job.common,
+            **self.job.call,
+        )
+
+    def _previous_report(self, file: Path, output: Path, side: Path) -> dict[str, Any] | None:
+        """Our earlier report of this output, if any; an image or report there that sfumato did not
+        write is kept, and this file fails saying so."""
+        previous = read_report(side)
+        if side.exists() and not is_our_report(previous):
+            raise ImageInputError(
+                file,
+                f"would be written beside {side}, which sfumato did not write; kept it "
+                "(move it away or choose another output folder with -o)",
+            )
+        if previous is None and output.exists():
+            raise ImageInputError(
+                file,
+                f"would replace {output}, which sfumato did not write (it has no report {side.name}); "
+                "kept it (move it away or choose another output folder with -o)",
+            )
+        return previous
+
+    def _caption_is_ours(self, caption: Path, previous: dict[str, Any] | None) -> bool:
+        """A caption may be written if none is there, or if our own report says we wrote it; the user's
+        own caption (the usual dataset layout: a.jpg beside a.txt) is kept, and the user told."""
+        if not caption.exists():
+            return True
+        if previous is not None:
+            if "caption_file" in previous:
+                if previous["caption_file"] == caption.name:
+                    return True
+            elif _read_text(caption) == f"{previous.get('caption')}\n":  # reports from before caption_file
+                return True
+        message = f"kept {caption}: sfumato did not write it, so it stays the caption of {caption.stem}"
+        self.result.kept.append(message)
+        self._warn(f"note: {message}")
+        return False
 
     def _source_size(self, file: Path) -> tuple[int, int]:
         try:
@@ -599,12 +736,19 @@ def _err(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def _read_sidecar(path: Path) -> dict[str, Any] | None:
+def _pair_is_complete(report: dict[str, Any], key: str, output: Path) -> bool:
+    """The output was made with these settings and is the very image its report describes."""
+    if report.get("settings_key") != key or not output.is_file():
+        return False
+    recorded = report.get("output_sha256")
+    return isinstance(recorded, str) and recorded == digest_file(output)
+
+
+def _read_text(path: Path) -> str | None:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        return path.read_text(encoding="utf-8")
     except (OSError, ValueError):
         return None
-    return doc if isinstance(doc, dict) else None
 
 
 def _pct(value: object) -> str:
@@ -646,9 +790,16 @@ def summary_rows(result: BatchResult) -> list[dict[str, object]]:
     return rows
 
 
+_SUMMARY_MARKS = {SUMMARY_MD: "# sfumato batch summary", SUMMARY_CSV: "image,status"}
+
+
 def _write_summary(out: Path, result: BatchResult) -> None:
+    """summary.md and summary.csv; a file of that name that sfumato did not write is kept, and the
+    summary goes to sfumato-summary.md/.csv instead (skipped if that name is taken too)."""
     rows = summary_rows(result)
-    md = f"# sfumato batch summary\n\n{result.summary_line()}\n\n{markdown_table(rows)}"
+    md = f"{_SUMMARY_MARKS[SUMMARY_MD]}\n\n{result.summary_line()}\n\n{markdown_table(rows)}"
+    if result.stopped:
+        md += f"\n{result.stopped}\n"
     if result.failed:
         md += "\n## Failed\n\n" + "".join(f"- {message}\n" for _, message in result.failed)
     buf = io.StringIO()
@@ -656,12 +807,55 @@ def _write_summary(out: Path, result: BatchResult) -> None:
     writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
+    for name, text in ((SUMMARY_MD, md), (SUMMARY_CSV, buf.getvalue())):
+        target = _summary_target(out / name, _SUMMARY_MARKS[name], result)
+        if target is None:
+            continue
+        try:
+            remove_leftovers(target)
+            atomic_write_text(target, text)
+        except OSError as e:
+            _err(f"warning: could not write the summary {target}: {e.strerror or e}")
+
+
+def _summary_target(path: Path, mark: str, result: BatchResult) -> Path | None:
+    """``path`` if it is free or ours (starts with our header), else the sfumato- name beside it."""
+    for candidate in (path, path.with_name(f"sfumato-{path.name}")):
+        head = _read_head(candidate)
+        if head is None or head.startswith(mark):
+            if candidate != path:
+                message = f"kept {path}: sfumato did not write it; the summary is in {candidate.name}"
+                result.kept.append(message)
+                _err(f"note: {message}")
+            return candidate
+    message = (
+        f"kept {path} and {path.with_name('sfumato-' + path.name).name}: sfumato wrote neither; no summary"
+    )
+    result.kept.append(message)
+    _err(f"note: {message}")
+    return None
+
+
+def _read_head(path: Path) -> str | None:
+    """The first bytes of a file as text, or None if there is no file."""
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / SUMMARY_MD, md)
-        atomic_write_text(out / SUMMARY_CSV, buf.getvalue())
-    except OSError as e:
-        _err(f"warning: could not write the summary in {out}: {e.strerror or e}")
+        with path.open("rb") as fh:
+            return fh.read(64).decode("utf-8", "replace")
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return ""
+
+
+def _print_ignored(result: BatchResult) -> None:
+    """Name what a folder held that is not protected, so nothing is left out silently."""
+    if not result.ignored:
+        return
+    n = len(result.ignored)
+    lines = [f"{n} file{'s' if n != 1 else ''} ignored:"] + [
+        f"  {path}: {why}" for path, why in result.ignored
+    ]
+    _err("\n".join(lines))
 
 
 def _print_failures(result: BatchResult) -> None:

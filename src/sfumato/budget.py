@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from sfumato.quality import luminance
+from sfumato.quality import band_rows, luminance
 
 KINDS = ("jnd", "linf")
 
@@ -38,6 +38,8 @@ LUMINANCE_CAP = 5.0  # 0..255 units: Chou-Li allows up to 20 in black areas, whi
 # assumed for single-pixel errors, and it steers the change off flat areas (benchmarks/visibility.py).
 TEXTURE_GAIN = 2.5
 MIN_ALLOWANCE = 0.5 / 255  # even the flattest pixel may move by rounding noise
+_BAND = 1 << 18  # pixels per band of rows of the threshold map
+_HALO = 8  # rows each band borrows from its neighbours: the 5 px boxes and the gradient reach 5
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,17 @@ class Budget:
         """Per-pixel bound (B, 1, H, W) for images (B, 3, H, W) in [0, 1]."""
         if self.kind == "linf":
             return torch.full_like(rgb[:, :1], self.eps)
-        jnd = jnd_map(rgb) / 255
-        return (self.scale * jnd).clamp(MIN_ALLOWANCE, self.eps)
+        # In row bands with a halo: the threshold map needs a dozen whole-image temporaries (0.5 GB at
+        # 12 MP), the allowance only itself. Every filter reaches at most _HALO rows, so bands are exact.
+        h = rgb.shape[-2]
+        out = torch.empty_like(rgb[:, :1])
+        rows = band_rows(rgb.shape[-1], _BAND)
+        for top in range(0, h, rows):
+            bottom = min(top + rows, h)
+            t0, t1 = max(0, top - _HALO), min(h, bottom + _HALO)
+            jnd = jnd_map(rgb[..., t0:t1, :])[..., top - t0 : top - t0 + (bottom - top), :] / 255
+            out[..., top:bottom, :] = (self.scale * jnd).clamp(MIN_ALLOWANCE, self.eps)
+        return out
 
     def describe(self) -> dict[str, float | str]:
         out: dict[str, float | str] = {

@@ -18,10 +18,11 @@ from typing import Any
 
 from sfumato import __version__
 from sfumato.options import eps_option
-from sfumato.styles import STYLE_DESCRIPTIONS, STYLE_NAMES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-AUTO_DESCRIPTION = "pick a built-in style at a middling-to-far latent distance from each artwork"
+AUTO_DESCRIPTION = (
+    "pick one built-in style for the whole set, at a middling-to-far latent distance from most artworks"
+)
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -91,6 +92,8 @@ def _weight_list(text: str) -> tuple[float, ...]:
 
 
 def _style_list(indent: str = "  ") -> str:
+    from sfumato.styles import STYLE_DESCRIPTIONS, STYLE_NAMES  # torch: imported inside main's Ctrl-C guard
+
     width = max(len(n) for n in (*STYLE_NAMES, "auto")) + 2
     lines = [f"{indent}{name:<{width}}{STYLE_DESCRIPTIONS[name]}" for name in STYLE_NAMES]
     lines.append(f"{indent}{'auto':<{width}}{AUTO_DESCRIPTION[0].upper()}{AUTO_DESCRIPTION[1:]} (default).")
@@ -232,6 +235,8 @@ def _add_generator_options(p: argparse.ArgumentParser, prompt_default: str) -> N
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from sfumato.styles import STYLE_NAMES
+
     parser = argparse.ArgumentParser(
         prog="sfumato",
         formatter_class=_Formatter,
@@ -290,6 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="NAME",
         help="built-in target style, or auto (default: auto; see the list below)",
+    )
+    g.add_argument(
+        "--style-per-image",
+        action="store_true",
+        help="with auto, choose a style for each image rather than one for the whole set",
     )
     g.add_argument(
         "--style-image",
@@ -457,7 +467,9 @@ def _cmd_protect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     else:
         if args.style is not None and args.style_image is not None:
             parser.error("give either --style or --style-image, not both")
-        options.update(style=args.style or "auto", style_image=args.style_image)
+        options.update(
+            style=args.style or "auto", style_image=args.style_image, style_per_image=args.style_per_image
+        )
     if args.tile is not None:
         options["tile"] = args.tile
     if args.against is None and (args.objective or args.prompt or args.rounds):
@@ -497,7 +509,12 @@ def _cmd_protect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         return EXIT_FAILED
     print(result.summary_line(), flush=True)
     _print_verdicts(result.done + result.skipped, quiet=args.quiet)
-    return EXIT_FAILED if result.failed else EXIT_OK
+    if result.stopped:
+        _error(
+            f"{result.stopped}; the images not yet done were not computed. Free space or fix the "
+            "folder, then rerun: finished outputs are kept and skipped"
+        )
+    return EXIT_FAILED if result.failed or result.stopped else EXIT_OK
 
 
 def _print_verdicts(items: Sequence[Any], quiet: bool = False) -> None:
@@ -573,7 +590,7 @@ def format_inspection(report: dict[str, Any]) -> str:
         rows.append(
             (
                 name,
-                "attacked" if fig.get("attacked") else "transfer",
+                {True: "attacked", False: "transfer"}.get(fig.get("attacked"), "not known"),
                 _num(fig.get("distance_before"), ".4f"),
                 _num(fig.get("distance_after"), ".4f"),
                 _num(fig.get("fraction_moved"), ".1%"),
@@ -587,7 +604,12 @@ def format_inspection(report: dict[str, Any]) -> str:
         lines.append("  " + "  ".join(cells).rstrip())
     lines.append("")
     lines.append("moved: fraction of the way from the original's latent to the target's;")
-    lines.append("transfer: not attacked, so any movement carried over from the attacked encoders.")
+    if any(fig.get("attacked") is False for fig in report.get("latents", {}).values()):
+        lines.append("transfer: not attacked, so any movement carried over from the attacked encoders.")
+    if any(fig.get("attacked") is None for fig in report.get("latents", {}).values()):
+        lines.append(
+            "not known: with no sfumato report beside the image, which encoder was attacked is unknown."
+        )
     if report.get("note"):
         lines.append(f"note: {report['note']}")
     return "\n".join(lines)
@@ -639,7 +661,7 @@ def _cmd_styles(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     if args.preview is None:
         return EXIT_OK
     from sfumato.imageio import ImageInputError, load_image, save_image
-    from sfumato.styles import render_style
+    from sfumato.styles import STYLE_NAMES, render_style
 
     try:
         loaded = load_image(args.preview)
@@ -692,10 +714,13 @@ def _cmd_serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (usage errors, --help and --version included)."""
-    parser = build_parser()
+    """Run the command line; returns the exit code (usage errors, --help and --version included).
+
+    Everything heavy (torch, the encoders) is imported in here, under the Ctrl-C guard: an interrupt in
+    the first seconds is one line, like any other.
+    """
     try:
-        args = parser.parse_args(argv)
+        args = build_parser().parse_args(argv)
         return args.func(args, args.subparser)
     except SystemExit as e:  # argparse: usage errors (2), --help and --version (0)
         return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_USAGE)

@@ -410,15 +410,34 @@ def save_image(
     input of the batch as ``forbidden``, so no output can land on another input either.
     """
     target = Path(path)
+    data, notes = encode_image(image, rgb, target, quality=quality, forbidden=forbidden)
+    atomic_write_bytes(target, data)
+    return notes
+
+
+def encode_image(
+    image: LoadedImage,
+    rgb: torch.Tensor,
+    path: Path | str,
+    *,
+    quality: int = 95,
+    forbidden: Iterable[Path] = (),
+) -> tuple[bytes, list[str]]:
+    """The bytes :func:`save_image` would write to ``path``, and its warnings, without writing them.
+
+    The batch needs the bytes first: their hash goes into the sidecar report, written before the image,
+    so that a reader can always tell whether a report describes the image beside it.
+    """
+    target = Path(path)
     fmt = _save_format(target)
     _refuse_overwrite(image.path, target, forbidden)
     if not isinstance(quality, int) or not 1 <= quality <= 100:
         raise ValueError(f"quality must be an integer from 1 to 100, got {quality!r}")
     picture, notes = _compose(image, rgb, fmt)
     options, more = _save_options(image, picture.mode, fmt, quality)
-    with _atomic_open(target) as fh:
-        picture.save(fh, format=fmt, **options)
-    return notes + more
+    buffer = io.BytesIO()
+    picture.save(buffer, format=fmt, **options)
+    return buffer.getvalue(), notes + more
 
 
 def _save_format(target: Path) -> str:
@@ -551,19 +570,23 @@ def _to_uint8(values: torch.Tensor) -> np.ndarray:
 # ------------------------------------------------------------------------------------------ file system
 
 
-def collect_inputs(inputs: Sequence[Path | str]) -> list[tuple[Path, Path]]:
+def collect_inputs(
+    inputs: Sequence[Path | str], *, ignored: list[tuple[Path, str]] | None = None
+) -> list[tuple[Path, Path]]:
     """Expand files and folders into (file, path relative to the output folder), in a stable order.
 
     Folders are searched recursively, skipping hidden entries and unsupported suffixes. A file named
     explicitly is always returned, so that load_image can say what is wrong with it instead of it being
-    silently ignored. The same file reached twice is kept once; two different files that would be
-    written to the same relative path are refused rather than one overwriting the other's output.
+    silently ignored. Pictures met in a folder but not protected (GIF, HEIC, ...) and broken links are
+    appended to ``ignored`` with the reason, for the caller to name. The same file reached twice is kept
+    once; two different files that would be written to the same relative path are refused rather than
+    one overwriting the other's output.
     """
     found: list[tuple[Path, Path]] = []
     for item in inputs:
         root = Path(item)
         if root.is_dir():
-            found.extend(_walk(root))
+            found.extend(_walk(root, ignored if ignored is not None else []))
         elif root.exists():
             found.append((root, Path(root.name)))
         else:
@@ -571,14 +594,39 @@ def collect_inputs(inputs: Sequence[Path | str]) -> list[tuple[Path, Path]]:
     return _unique(found)
 
 
-def _walk(root: Path) -> list[tuple[Path, Path]]:
+# Picture formats an artist's folder may hold that sfumato does not protect: named, not silently skipped.
+_UNPROTECTED_PICTURES = {
+    ".gif": "GIF is not protected (it may be animated); convert it to PNG to protect it",
+    ".heic": "HEIC is not read; export it as PNG or JPEG",
+    ".heif": "HEIF is not read; export it as PNG or JPEG",
+    ".avif": "AVIF is not read; export it as PNG or JPEG",
+    ".jxl": "JPEG XL is not read; export it as PNG or JPEG",
+    ".psd": "a Photoshop file is not read; export it as PNG",
+    ".svg": "a vector drawing is not read; export it as PNG",
+    ".ico": "an icon is not protected",
+    ".jp2": "JPEG 2000 is not read; export it as PNG",
+    ".dng": "a raw photo is not read; export it as PNG or JPEG",
+}
+
+
+def _walk(root: Path, ignored: list[tuple[Path, str]]) -> list[tuple[Path, Path]]:
     found = []
     for folder, dirnames, filenames in os.walk(root, onerror=_unlistable):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for name in filenames:
             file = Path(folder, name)
-            if not name.startswith(".") and file.suffix.lower() in SUPPORTED_SUFFIXES and file.is_file():
-                found.append((file, file.relative_to(root)))
+            suffix = file.suffix.lower()
+            if name.startswith("."):
+                continue
+            if suffix in _UNPROTECTED_PICTURES:
+                ignored.append((file, _UNPROTECTED_PICTURES[suffix]))
+            elif suffix in SUPPORTED_SUFFIXES:
+                if file.is_file():
+                    found.append((file, file.relative_to(root)))
+                elif file.is_symlink() and not file.exists():
+                    ignored.append((file, f"is a broken link (to {os.readlink(file)})"))
+                else:
+                    ignored.append((file, "is not a regular file"))
     return sorted(found, key=lambda pair: pair[1].parts)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,7 @@ import torch
 
 from sfumato.encoders import load_decoder, load_encoder
 from sfumato.imageio import load_image
+from sfumato.outputs import digest_file, read_report
 from sfumato.protect import MEASURE_ENCODERS, load_measure_encoders
 from sfumato.report import effect_report
 from sfumato.targets import fit_to, latent_style_transfer, style_target
@@ -25,15 +25,21 @@ def _target_from_sidecar(
 ) -> tuple[torch.Tensor | None, str | None]:
     settings = sidecar.get("settings", {})
     h, w = original.shape[-2:]
-    if settings.get("target_file"):
+    if settings.get("target_file"):  # reports written before they named targets without a path
         path = Path(settings["target_file"])
         if not path.exists():
             return None, f"target image {path} named in the sidecar is missing"
         return fit_to(load_image(path).rgb[None], h, w), None
+    if settings.get("target_name"):
+        return None, (
+            f"the report names the target image {settings['target_name']!r} but not where it is (reports "
+            "carry no paths); pass it with --target to measure the movement toward it"
+        )
     if settings.get("style_image"):
-        path = Path(settings["style_image"])
-        if not path.exists():
-            return None, f"style image {path} named in the sidecar is missing"
+        path = Path(settings["style_image"])  # a name, looked for in the current folder (old reports: a path)
+        recorded = settings.get("style_image_sha256")
+        if not path.is_file() or (recorded and (digest_file(path) or "")[:16] != recorded):
+            return None, f"the style image {path.name!r} named in the report is not at hand here"
         return latent_style_transfer(
             original,
             load_image(path).rgb[None],
@@ -61,21 +67,42 @@ def inspect(
     if a.size != b.size:
         raise ValueError(f"{original} is {a.size[0]}x{a.size[1]} but {protected} is {b.size[0]}x{b.size[1]}")
     x, y = a.rgb[None], b.rgb[None]
-    note = None
-    side = sidecar_path(Path(protected))
-    sidecar = json.loads(side.read_text()) if side.exists() else {}
+    notes = []
+    sidecar = _own_report(Path(protected), notes)
     attacked = tuple(sidecar.get("settings", {}).get("encoders", ()))
     if target is not None:
         t: torch.Tensor | None = fit_to(load_image(target).rgb[None], *x.shape[-2:])
     elif sidecar:
         t, note = _target_from_sidecar(x, sidecar, weights_dir)
+        notes += [note] if note else []
     else:
-        t, note = None, "no target given and no sidecar found: only the latent shift is reported"
+        t = None
+        notes.append("no target given and no sidecar found: only the latent shift is reported")
     encoders = load_measure_encoders(
         [load_encoder(n, weights_dir) for n in attacked or MEASURE_ENCODERS[:1]], weights_dir
     )
     out: dict[str, Any] = {"original": str(original), "protected": str(protected)}
     out.update(effect_report(x, y, t, encoders, attacked))
-    if note:
-        out["note"] = note
+    if not attacked:  # without a report nobody knows which encoder was attacked: say so, not "transfer"
+        for figures in out.get("latents", {}).values():
+            figures["attacked"] = None
+    if notes:
+        out["note"] = "; ".join(notes)
     return out
+
+
+def _own_report(protected: Path, notes: list[str]) -> dict[str, Any]:
+    """The sidecar report of ``protected``, if it describes this very image (its recorded SHA-256
+    matches); a report left by an interrupted run that describes other bytes is ignored, with a note."""
+    side = sidecar_path(protected)
+    if not side.exists():
+        return {}
+    doc = read_report(side)
+    if doc is None:
+        notes.append(f"{side.name} is not a readable report; ignored it")
+        return {}
+    recorded = doc.get("output_sha256")
+    if isinstance(recorded, str) and recorded != digest_file(protected):
+        notes.append(f"{side.name} describes another version of this image (an interrupted run?); ignored it")
+        return {}
+    return doc

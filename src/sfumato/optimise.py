@@ -259,7 +259,7 @@ def protect_tensor(
             acc[box] += delta * weight
             norm[box] += weight
             done += steps
-    return acc / norm.clamp_min(1e-12)
+    return acc.div_(norm.clamp_min_(1e-12))  # in place: no third whole-image buffer
 
 
 @torch.no_grad()

@@ -35,11 +35,12 @@ from sfumato.objectives import (
     make_objective,
 )
 from sfumato.optimise import OVERLAP, SPEED, TILE, Objective, protect_tensor
+from sfumato.outputs import digest_file
 from sfumato.report import effect_report
 from sfumato.targets import auto_style, fit_to, latent_style_transfer, style_target
 
 MEASURE_ENCODERS = ("flux2", "sana")  # always measured when available, attacked or not (transfer)
-ImageLike = Image.Image | torch.Tensor | str | Path
+ImageLike = Image.Image | torch.Tensor | str | Path | LoadedImage
 ProgressFn = Callable[[int, int], None]
 
 
@@ -62,7 +63,9 @@ class Settings:
     style_image: str | None = None
     concept: str | None = None
     as_concept: str | None = None
-    target_file: str | None = None
+    target_name: str | None = None  # the anchor's display name: reports never carry a path
+    target_sha256: str | None = None  # ... and its content, which decides the key instead of a path
+    style_image_sha256: str | None = None
     robust: bool = False  # optimise through random countermeasures (countermeasures/differentiable.py)
     views: TrainingViews | None = None  # optimise through random training views (countermeasures/views.py)
     against: str | None = None  # a generator (lab checkpoint or diffusers folder): see sfumato.generators
@@ -89,6 +92,19 @@ class Protected:
     report: dict[str, Any] = field(default_factory=dict)
 
 
+def image_identity(image: ImageLike, name: str | None = None) -> tuple[str | None, str | None]:
+    """A target's display name and a short digest of its file, for reports and the settings key.
+
+    Reports name a target image by its display name only, never a path: a path says where a user keeps
+    files, or where a server stores uploads (``.../uploads/<id>/source``). The digest makes two
+    different files of the same name different settings, and a moved folder the same ones.
+    """
+    if not isinstance(image, (str, Path)):
+        return name, None
+    digest = digest_file(Path(image))
+    return name or Path(image).name, None if digest is None else digest[:16]
+
+
 def resolve_device(device: str = "auto") -> torch.device:
     """``auto`` picks CUDA, then Apple MPS, then the CPU."""
     if device == "auto":
@@ -106,6 +122,8 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 def _as_loaded(image: ImageLike) -> tuple[LoadedImage, str]:
     """Normalise any accepted input to a LoadedImage plus a tag saying how to hand the result back."""
+    if isinstance(image, LoadedImage):  # already decoded (the batch needs it to save): not a second copy
+        return image, "tensor"
     if isinstance(image, (str, Path)):
         return load_image(image), "path"
     if isinstance(image, Image.Image):
@@ -214,7 +232,10 @@ def _engine(
         views=settings.views,
         objective=objective,
     )
-    protected = ((x + delta) * 255).round().clamp(0, 255).cpu() / 255
+    del allowance  # not needed by the report: one whole-image buffer fewer while it runs
+    # in place: each step of the 8-bit rounding would otherwise hold another whole-image copy
+    protected = (x + delta).mul_(255).round_().clamp_(0, 255).cpu().div_(255)
+    del delta
     seconds = time.perf_counter() - started
     if settings.against is not None:
         extra_report = {
@@ -281,6 +302,7 @@ def shade(
     *,
     concept: str | None = None,
     as_concept: str | None = None,
+    target_name: str | None = None,
     encoders: Sequence[str] = ("flux2",),
     encoder_weights: Sequence[float] = (),
     intensity: str = "default",
@@ -309,10 +331,12 @@ def shade(
     ``against`` (a ``sfumato lab train-base`` folder or a diffusers pipeline folder) attacks that
     generator instead of ``encoders``, with ``objective`` (``latent``, the default, or ``advdm``,
     ``sds-``, ``targeted``: see :mod:`sfumato.objectives`) and ``prompt`` (default: ``concept``).
+    ``target_name`` is how the report names the target (default: its file name; never its path).
     """
     _check_against(against, objective, prompt)
     loaded, kind = _as_loaded(image)
     anchor, _ = _as_loaded(target)
+    shown, digest = image_identity(target, target_name)
     h, w = loaded.rgb.shape[-2:]
     fitted = fit_to(anchor.rgb[None], h, w)
     settings = Settings(
@@ -330,7 +354,8 @@ def shade(
         views=as_views(views),
         concept=concept,
         as_concept=as_concept,
-        target_file=str(target) if isinstance(target, (str, Path)) else None,
+        target_name=shown,
+        target_sha256=digest,
         against=str(against) if against is not None else None,
         objective=objective if against is not None else None,
         prompt=(prompt or concept) if against is not None else None,
@@ -381,6 +406,7 @@ def cloak(
     loaded, kind = _as_loaded(image)
     x = loaded.rgb[None]
     extra: dict[str, Any] = {}
+    style_shown, style_digest = (None, None) if style_image is None else image_identity(style_image)
     if style_image is not None:
         reference, _ = _as_loaded(style_image)
         target = latent_style_transfer(
@@ -413,7 +439,8 @@ def cloak(
         robust=robust,
         views=as_views(views),
         style=style if style_image is None else None,
-        style_image=str(style_image) if isinstance(style_image, (str, Path)) else None,
+        style_image=style_shown,
+        style_image_sha256=style_digest,
         against=str(against) if against is not None else None,
         objective=objective,
         prompt=prompt,

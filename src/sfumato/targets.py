@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -74,6 +75,30 @@ def auto_style(x: torch.Tensor, encoder: ImageEncoder, seed: int = 0) -> tuple[s
     distances = style_distances(x, encoder, seed)
     ranked = sorted(distances, key=distances.__getitem__)
     return ranked[round(AUTO_QUANTILE * (len(ranked) - 1))], distances
+
+
+def set_style(per_work: Sequence[dict[str, float]]) -> tuple[str, dict[str, float]]:
+    """One built-in style for a whole set of works (as Glaze keeps one target per artist): the style
+    whose median rank over the works lies closest to :data:`AUTO_QUANTILE` of the way from nearest to
+    farthest, i.e. the one at a middling-to-far distance for most works. Ties go to the style that
+    more works would have chosen alone, then to the name. Returns the style and each style's median rank.
+
+    A mimic trained on the set then sees one wrong target, not a different one per work. With one work
+    this is that work's own :func:`auto_style` choice.
+    """
+    if not per_work:
+        raise ValueError("no works to choose a style for")
+    names = list(per_work[0])
+    ranks: dict[str, list[float]] = {name: [] for name in names}
+    votes = dict.fromkeys(names, 0)
+    for distances in per_work:
+        ordered = sorted(distances, key=distances.__getitem__)
+        for position, name in enumerate(ordered):
+            ranks[name].append(position / max(1, len(ordered) - 1))
+        votes[ordered[round(AUTO_QUANTILE * (len(ordered) - 1))]] += 1
+    medians = {name: round(statistics.median(r), 4) for name, r in ranks.items()}
+    chosen = min(names, key=lambda n: (round(abs(medians[n] - AUTO_QUANTILE), 6), -votes[n], n))
+    return chosen, medians
 
 
 @torch.no_grad()

@@ -154,9 +154,22 @@ def test_zip_entries_unpack_0644_and_reports_name_the_target_not_a_path(
         "speed": "fast",
     }
     job = wait_for_job(client, client.post("/api/jobs", json=body).json()["id"])
-    assert job["items"][0]["report"]["settings"]["target_file"] == "my cat.png"
+    assert job["items"][0]["report"]["settings"]["target_name"] == "my cat.png"
     with zipfile.ZipFile(io.BytesIO(client.get(job["zip"]).content)) as zf:
         for info in zf.infolist():
             assert stat.S_IMODE(info.external_attr >> 16) == 0o644, info.filename
         report = json.loads(zf.read("dog.png.json"))
     assert str(config.data_dir) not in json.dumps(report)
+
+
+def test_auto_style_is_one_style_for_the_whole_job(config: AppConfig, client_for) -> None:
+    """As the CLI does for a folder: a mimic trained on the job's images sees one wrong target."""
+    client = client_for(config)
+    photos = ("goldfish", "golden_retriever", "tabby")
+    ids = upload_ids(client, *((f"{name}.png", png_bytes(name, (64, 64))) for name in photos))
+    body = {"mode": "cloak", "images": ids, "style": "auto", "speed": "fast"}
+    job = wait_for_job(client, client.post("/api/jobs", json=body).json()["id"])
+    reports = [item["report"] for item in job["items"]]
+    styles = {r["settings"]["style"] for r in reports}
+    assert len(styles) == 1, styles
+    assert all(r["style_choice"]["auto"] == "set" and r["style_choice"]["works"] == 3 for r in reports)

@@ -22,10 +22,11 @@ from sfumato.app.db import Store
 from sfumato.app.heatmap import heat_map
 from sfumato.app.progress import Live, step_fraction
 from sfumato.app.uploads import artist_words, source_path
+from sfumato.encoders import load_encoder
 from sfumato.encoders.weights import ChecksumError, WeightsNotFoundError
 from sfumato.imageio import ImageInputError, atomic_write_bytes, load_image, save_image
 from sfumato.protect import Protected, cloak, shade
-from sfumato.targets import choose_anchor
+from sfumato.targets import choose_anchor, set_style, style_distances
 
 EventFn = Callable[[str, str, str], None]  # (event, job id, message): the server prints these
 _IDLE_WAIT = 2.0  # seconds between looks at the queue when nothing wakes the worker
@@ -56,6 +57,7 @@ class Worker:
         self._live: Live | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._set_styles: dict[str, tuple[str, dict[str, Any]]] = {}
 
     # -- control (server threads)
 
@@ -213,7 +215,7 @@ class Worker:
             return
         report = {
             "input": item["name"],
-            **_without_paths(protected.report, job),
+            **protected.report,
             "visibility": visibility,
             "warnings": warnings,
         }
@@ -231,18 +233,48 @@ class Worker:
             progress=self._progress_callback(job["id"]),
         )
         if job["mode"] == "cloak":
-            return cloak(str(source), options["style"], **common)
+            style, choice = self._job_style(job)
+            protected = cloak(str(source), style, **common)
+            if choice is not None:
+                protected.report["style_choice"] = choice
+            return protected
         anchors = [
             (source_path(self.config, t["id"]), (t["size"][0], t["size"][1])) for t in options["targets"]
         ]
         anchor = choose_anchor(size, anchors, key=f"{job['id']}:{item['idx']}")
+        # the report names the target as the artist uploaded it, never by its path on this machine
+        names = {t["id"]: t["name"] for t in options["targets"]}
         return shade(
             str(source),
             str(anchor),
+            target_name=names.get(Path(anchor).parent.name, "target image"),
             concept=options["concept"],
             as_concept=options["as_concept"],
             **common,
         )
+
+    def _job_style(self, job: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+        """The one style of a cloak job whose style is ``auto`` (issue 23): chosen over all its images as
+        the CLI chooses it for a folder (:func:`sfumato.targets.set_style`), so a mimic trained on the set
+        sees one wrong target. Deterministic, so a job resumed after a restart chooses the same style."""
+        style = job["options"]["style"]
+        if style != "auto" or job["options"].get("style_per_image"):
+            return style, None
+        if job["id"] not in self._set_styles:
+            encoder = load_encoder("flux2", self.config.weights_dir)
+            per_work = []
+            for item in job["items"]:
+                try:
+                    rgb = load_image(source_path(self.config, item["upload_id"])).rgb[None]
+                except ImageInputError:
+                    continue  # it fails later with its own message
+                per_work.append(style_distances(rgb, encoder, 0))
+            if not per_work:
+                return style, None
+            chosen, medians = set_style(per_work)
+            choice = {"auto": "set", "works": len(per_work), "median_rank": medians}
+            self._set_styles[job["id"]] = (chosen, choice)
+        return self._set_styles[job["id"]]
 
     def _progress_callback(self, job_id: str) -> Callable[[int, int], None]:
         def progress(done: int, total: int) -> None:
@@ -262,16 +294,3 @@ class Worker:
     def _event(self, event: str, job_id: str, message: str) -> None:
         if self.on_event is not None:
             self.on_event(event, job_id, message)
-
-
-def _without_paths(report: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
-    """The report with the target image named as the artist uploaded it, never by its path on this
-    machine (reports leave it in the zip)."""
-    settings = dict(report.get("settings") or {})
-    target = settings.get("target_file")
-    if target is None:
-        return report
-    names = {t["id"]: t["name"] for t in job["options"].get("targets", [])}
-    upload_id = Path(target).parent.name
-    settings["target_file"] = names.get(upload_id, "target image")
-    return {**report, "settings": settings}

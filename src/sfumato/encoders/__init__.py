@@ -11,7 +11,14 @@ from pathlib import Path
 
 from sfumato.encoders.base import ImageEncoder
 from sfumato.encoders.roundtrip import SUFFIX, RoundTripEncoder
-from sfumato.encoders.tiny import TINY_DECODERS, TINY_ENCODERS, TinyDecoder, TinyEncoder, load_state_dict
+from sfumato.encoders.tiny import (
+    TINY_DECODERS,
+    TINY_ENCODERS,
+    TinyDecoder,
+    TinyEncoder,
+    layout_error,
+    load_checkpoint,
+)
 
 __all__ = ["ImageEncoder", "TinyDecoder", "TinyEncoder", "load_decoder", "load_encoder", "TINY_ENCODERS"]
 
@@ -35,7 +42,14 @@ def _load_encoder_cached(name: str, weights_dir: str | None) -> ImageEncoder:
 
         return DiffusersEncoder(path)
     file, short = _resolve(name, TINY_ENCODERS, weights_dir)
-    return TinyEncoder(load_state_dict(file), name=short)
+    sd, verified = load_checkpoint(file)
+    try:
+        encoder = TinyEncoder(sd, name=short)
+    except (KeyError, IndexError, RuntimeError) as e:
+        raise layout_error(file, "encoder", e) from None
+    encoder.verified = verified
+    encoder.source = str(file)
+    return encoder
 
 
 def load_encoder(name: str, weights_dir: str | Path | None = None) -> ImageEncoder:
@@ -58,7 +72,14 @@ def _load_round_trip_cached(family: str, weights_dir: str | None) -> ImageEncode
 @lru_cache(maxsize=8)
 def _load_decoder_cached(name: str, weights_dir: str | None) -> TinyDecoder:
     file, short = _resolve(name, TINY_DECODERS, weights_dir)
-    return TinyDecoder(load_state_dict(file), name=short)
+    sd, verified = load_checkpoint(file)
+    try:
+        decoder = TinyDecoder(sd, name=short)
+    except (KeyError, IndexError, RuntimeError) as e:
+        raise layout_error(file, "decoder", e) from None
+    decoder.verified = verified
+    decoder.source = str(file)
+    return decoder
 
 
 def load_decoder(name: str = "flux2", weights_dir: str | Path | None = None) -> TinyDecoder:

@@ -16,6 +16,8 @@ class ImageEncoder(nn.Module):
     name: str = "encoder"
     multiple: int = 8
     latent_channels: int = 0
+    verified: bool = False  # True once the weights matched a pinned SHA-256 (encoders/integrity.py)
+    source: str = ""  # where the weights came from, for the note an unverified file gets
 
     def freeze(self) -> ImageEncoder:
         self.eval()

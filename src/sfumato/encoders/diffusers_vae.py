@@ -99,6 +99,7 @@ class DiffusersEncoder(ImageEncoder):
         self.vae = load_autoencoder(path)
         config = self.vae.config
         self.name = name or _default_name(path)
+        self.source = str(path)
         # Every down block but the last halves the resolution.
         self.multiple = 2 ** (len(config.block_out_channels) - 1)
         self.latent_channels = int(config.latent_channels)

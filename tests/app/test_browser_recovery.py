@@ -181,3 +181,20 @@ def test_rerun_of_cancelled_images_and_recovery_after_a_restart(
     page.reload()
     page.wait_for_function("() => document.querySelectorAll('#images li:not(.pending)').length === 1")
     assert page.inner_text("#start") == "Protect 1 image"
+
+
+def test_auto_style_gives_the_whole_job_one_target_style(page: Any, tmp_path: Path) -> None:
+    """Issue 23: with the style left at auto, every image of a job is cloaked toward the same style
+    (a mimic trained on the set sees one wrong target), and the page shows which."""
+    images = []
+    for name, pattern in (("fish.png", "goldfish"), ("dog.png", "golden_retriever"), ("cat.png", "tabby")):
+        images.append(tmp_path / name)
+        photo(pattern, (64, 64)).save(images[-1])
+    _add_images(page, images)
+    assert page.locator("input[name=style][value=auto]").is_checked()
+    page.check("input[name=speed][value=fast]")
+    page.click("#start")
+    _wait_done(page, 3)
+    details = page.locator("#job-items .figs").all_text_contents()
+    styles = {m.group(1) for text in details for m in [re.search(r"target style (\w+)", text)] if m}
+    assert len(details) == 3 and len(styles) == 1, details

@@ -107,7 +107,10 @@ def _add_images(page: Any, paths: list[Path]) -> None:
 
 
 def _wait_done(page: Any, n: int) -> None:
-    page.wait_for_function("() => document.getElementById('job-progress').textContent === '100 %'")
+    # a whole job, not one step: as long as any job may take (JOB_TIMEOUT), so a busy machine is not a hang
+    page.wait_for_function(
+        "() => document.getElementById('job-progress').textContent === '100 %'", timeout=JOB_TIMEOUT * 1000
+    )
     page.wait_for_function(
         f"() => document.getElementById('job-status').textContent.includes('{n} of {n} done')"
     )

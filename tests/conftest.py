@@ -29,6 +29,8 @@ def _weights_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("SFUMATO_WEIGHTS", str(WEIGHTS))
     # the checkout's committed lab models only where a test asks for them (tests/lab/test_store.py)
     monkeypatch.setenv("SFUMATO_LAB_MODELS", str(tmp_path / "no-lab-models"))
+    # the verdicts on checked weight files go to the test's folder, not the user's cache
+    monkeypatch.setattr("sfumato.encoders.integrity.verdict_cache_path", lambda: tmp_path / "verified.json")
     torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -127,3 +128,16 @@ def test_photo_crops_are_real_detail_with_held_out_photos() -> None:
         assert torch.equal(train, photo_crops(tmp, 2, seed=0))  # seeded
         assert not any(torch.equal(h, t) for h in held for t in train)
         assert float(train.float().std()) > 20  # photo detail, not flat colour
+
+
+def test_photo_crops_take_photos_smaller_than_the_smallest_crop(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from sfumato.lab.data.datasets import photo_crops
+
+    rng = np.random.default_rng(0)
+    for i, (w, h) in enumerate([(56, 90), (200, 150)]):
+        pixels = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(tmp_path / f"{i}.jpg")
+    crops = photo_crops(tmp_path, 3, every=10, seed=0)
+    assert crops.shape == (6, 3, 64, 64)

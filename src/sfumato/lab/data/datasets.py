@@ -202,6 +202,8 @@ def photo_crops(
 
     Crop sides are drawn from ``sizes`` (inclusive) in the photo's own pixels, then resized to ``out``:
     real photo detail at the scales a 64 px training view sees, where CIFAR-10 upsampled is only blur.
+    A photo whose short side is below ``sizes[0]`` (the shared set has one at 56 px) gives crops of
+    its whole short side.
     Every ``every``-th photo (sorted by name) is held out: ``held_out=True`` crops those instead.
     """
     files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -214,7 +216,8 @@ def photo_crops(
         with Image.open(path) as img:
             rgb = ImageOps.exif_transpose(img).convert("RGB")
         for _ in range(per_photo):
-            side = int(rng.integers(sizes[0], min(sizes[1], *rgb.size) + 1))
+            largest = min(sizes[1], *rgb.size)
+            side = int(rng.integers(min(sizes[0], largest), largest + 1))
             x = int(rng.integers(0, rgb.width - side + 1))
             y = int(rng.integers(0, rgb.height - side + 1))
             crop = rgb.crop((x, y, x + side, y + side)).resize((out, out), Image.BICUBIC)

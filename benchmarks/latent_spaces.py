@@ -25,6 +25,9 @@ engine's optimiser at the ``default`` speed, one encoder at a time, no views or 
 
     python benchmarks/latent_spaces.py --spaces flux2,sana,LAB/private-autoencoder/checkpoint.pt
     python benchmarks/latent_spaces.py --quick      # flux2 only, 2 pairs of each kind, 64 px
+
+A rerun resumes an interrupted run, and a run with other spaces (at the same pairs and budgets) adds its
+rows to the saved table: ``--spaces LAB/sd-class-autoencoder/checkpoint.pt`` adds one space.
 """
 
 from __future__ import annotations
@@ -178,6 +181,32 @@ def measure(space: Space, pair: dict[str, Any], budget: str, judge: Any, seed: i
     return row
 
 
+# settings that must match for an earlier run's rows to stand beside this run's
+SAME = ("pairs", "paintings", "style", "budgets", "speed", "view_size", "check_bank_seed", "judge", "quick")
+
+
+def _key(row: dict[str, Any]) -> tuple[Any, ...]:
+    return (row["space"], row["kind"], row["name"], row["size"], row["budget"])
+
+
+def _earlier_runs(args: argparse.Namespace, settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of an interrupted run (the partial file) or of the finished table, measured at the same
+    settings: a rerun resumes, and a run with another space adds its rows to the table (the spaces and
+    sizes of both are kept in ``settings``)."""
+    for path in (args.partial, args.final):
+        if not path.exists():
+            continue
+        old = C.read_json(path)
+        if any(old["settings"].get(k) != settings[k] for k in SAME):
+            C.say(f"  {path.name}: other settings, measured afresh")
+            continue
+        for name, spec in old["settings"]["spaces"].items():
+            settings["spaces"].setdefault(name, spec)
+        settings["sizes"] = sorted(set(settings["sizes"]) | set(old["settings"]["sizes"]))
+        return list(old["runs"])
+    return []
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     judge = None
     if args.judge:
@@ -203,10 +232,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "quick": args.quick,
     }
     data = C.new_record(NAME, settings)
-    C.say(f"[{NAME}] {len(spaces)} spaces x {len(items)} images x {len(BUDGETS)} budgets")
+    data["runs"] = _earlier_runs(args, settings)
+    done = {_key(r) for r in data["runs"]}
+    C.say(
+        f"[{NAME}] {len(spaces)} spaces x {len(items)} images x {len(BUDGETS)} budgets"
+        f" ({len(done)} rows kept from an earlier run)"
+    )
     for space in spaces:
         for i, pair in enumerate(items):
             for budget in BUDGETS:
+                if (space.name, pair["kind"], pair["name"], pair["size"], budget) in done:
+                    continue
                 row = {
                     "space": space.name,
                     "kind": pair["kind"],
@@ -315,6 +351,7 @@ def main() -> None:
         args.spaces, args.sizes, args.pairs, args.paintings = ["flux2"], [64], 2, 2
     out = C.out_dir(args.quick)
     args.partial = out / f"{NAME}.partial.json"
+    args.final = out / f"{NAME}.json"
     torch.set_num_threads(1)
     started = time.perf_counter()
     data = C.run_or_load(out / f"{NAME}.json", args.render_only, lambda: run(args))

@@ -339,3 +339,56 @@ def test_robustness_report_gathers_the_cloak_half(finished: MimicryExperiment, t
     row = next(line for line in lines if line.startswith("| van-gogh | cloak-default |"))
     assert row.endswith(f"| {100 * entry['mimicry']['mean']:.0f} | 0 |")
     assert "| van-gogh | clean |" in "\n".join(lines)  # measured unpurified, missing after: '–'
+
+
+def test_generator_aware_cloaks_attack_the_surrogate_through_views(
+    workdir: Path, base: Path, text: TextEncoder, monkeypatch
+) -> None:
+    import sfumato.protect
+    import sfumato.works
+
+    calls: list[dict] = []
+    real_cloak, real_works = sfumato.protect.cloak, sfumato.works.protect_works
+
+    def spy_cloak(*args, **kwargs):
+        calls.append({"per": "work", **kwargs})
+        return real_cloak(*args, **kwargs)
+
+    def spy_works(*args, **kwargs):
+        calls.append({"per": "folder", **kwargs})
+        return real_works(*args, **kwargs)
+
+    monkeypatch.setattr(sfumato.protect, "cloak", spy_cloak)
+    monkeypatch.setattr(sfumato.works, "protect_works", spy_works)
+    config = tiny_config(conditions=("clean", "advdm-default", "aspl-default"))
+    exp = MimicryExperiment(config, workdir / "aware", base, SHARED, text=text, progress=None)
+    advdm = exp.cloaked("van-gogh", "advdm-default-sketch", 0)
+    together = [exp.cloaked("van-gogh", "aspl-default-sketch", k) for k in range(2)]
+    assert [c["per"] for c in calls] == ["work", "folder"]  # aspl: both works in one call, then cached
+    for call in calls:
+        # white-box by default: the victim base, captioned as the mimic captions, through its views
+        assert Path(call["against"]) == base and call["prompt"] == prompt_for_artist("van-gogh")
+        assert (call["views"].size, call["views"].scale) == (config.base.size, config.view_scale)
+    assert [c["objective"] for c in calls] == ["advdm", "aspl"]
+    for record in (advdm, *together):
+        assert record["psnr"] > 30 and "flux2" in record["moved"]
+    assert not torch.equal(advdm["image"], together[0]["image"])
+    assert not (workdir / "aware" / "cloaks" / "van-gogh" / "aspl-default-sketch" / "surrogate.pt").exists()
+    # grey-box: a surrogate named in the settings must be given, and is the one attacked
+    grey = tiny_config(conditions=("advdm-default",), surrogate=tiny_base())
+    with pytest.raises(ValueError, match="surrogate"):
+        MimicryExperiment(grey, workdir / "grey", base, SHARED, text=text, progress=None)
+    exp = MimicryExperiment(
+        grey, workdir / "grey", base, SHARED, text=text, progress=None, surrogate_checkpoint=base.parent
+    )
+    exp.cloaked("van-gogh", "advdm-default-sketch", 1)
+    assert Path(calls[-1]["against"]) == base.parent
+    assert json.loads((workdir / "grey" / "settings.json").read_text())["surrogate"]["size"] == 64
+
+
+def test_generator_aware_conditions_parse() -> None:
+    c = parse_condition("sds-default")
+    assert (c.kind, c.budget, c.variant("sketch")) == ("sds", "jnd", "sds-default-sketch")
+    assert parse_condition("metacloak-high").variant("neon") == "metacloak-high-neon"
+    with pytest.raises(ValueError, match="advdm-<i>"):
+        parse_condition("advdm")

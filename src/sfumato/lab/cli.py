@@ -124,11 +124,11 @@ def _cmd_judges(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 
 def _cmd_train_base(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from sfumato.lab.models.base import base_quality, spec_for, train_base
+    from sfumato.lab.models.base import base_quality, train_base, variant_spec
 
     _setup(args)
     try:
-        spec = spec_for(args.encoder)
+        spec = variant_spec(args.encoder, width=args.width, seed=args.seed)
     except (FileNotFoundError, ValueError) as e:
         _err(f"--encoder {args.encoder}: {e}")
         return EXIT_FAILED
@@ -387,11 +387,22 @@ def _cmd_mimicry(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     from sfumato.lab.judging.style_judge import load_style_judge, train_style_judge
     from sfumato.lab.mimicry.experiment import MimicryExperiment
     from sfumato.lab.mimicry.settings import MimicryConfig, load_settings
-    from sfumato.lab.models.base import spec_for
+    from sfumato.lab.models.base import spec_for, variant_spec
 
     _setup(args)
     try:
         base = _base_checkpoint(args)
+        surrogate, surrogate_ckpt = None, None
+        if args.surrogate_encoder or args.surrogate_width or args.surrogate_seed is not None:
+            surrogate = variant_spec(
+                args.surrogate_encoder or args.encoder, width=args.surrogate_width, seed=args.surrogate_seed
+            )
+            surrogate_ckpt = surrogate.folder(args.workdir) / "checkpoint.pt"
+            if not surrogate_ckpt.exists():
+                raise FileNotFoundError(
+                    f"no surrogate generator at {surrogate_ckpt}; train it with 'sfumato lab train-base "
+                    "--encoder/--width/--seed' as given here"
+                )
         if args.report_only:
             if args.out is None:
                 raise ValueError("--report-only needs the experiment folder (-o)")
@@ -408,11 +419,22 @@ def _cmd_mimicry(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
                 guidance=args.guidance,
                 countermeasure=args.countermeasure,
                 base=spec_for(args.encoder),
+                surrogate=surrogate,
             )
         out = args.out or args.workdir / (
             "mimicry" + (f"-{args.countermeasure}" if args.countermeasure else "")
         )
-        exp = MimicryExperiment(config, out, base, args.shared, bars=not args.quiet, weights_dir=args.weights)
+        if args.report_only and config.surrogate is not None:
+            surrogate_ckpt = config.surrogate.folder(args.workdir) / "checkpoint.pt"
+        exp = MimicryExperiment(
+            config,
+            out,
+            base,
+            args.shared,
+            bars=not args.quiet,
+            weights_dir=args.weights,
+            surrogate_checkpoint=surrogate_ckpt,
+        )
         if not args.report_only:
             train_style_judge(args.workdir, args.shared, config.judge, bars=not args.quiet)
             exp.run_all()
@@ -481,6 +503,13 @@ def add_lab_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     )
     p.add_argument("--steps", type=int, default=0, help="training steps (default: the preset's)")
     p.add_argument("--samples", type=int, default=200, help="images per class for the quality check")
+    p.add_argument(
+        "--width",
+        type=int,
+        default=None,
+        help="generator width (default 64): another model, e.g. a grey-box surrogate",
+    )
+    p.add_argument("--seed", type=int, default=None, help="training seed (default 0)")
     p.set_defaults(func=_cmd_train_base, subparser=p)
 
     p = cmds.add_parser("finetune", formatter_class=formatter, help="fine-tune a generator on a folder")
@@ -598,6 +627,8 @@ def add_lab_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         help="clean, cloak-<i>, robust-<i>, views-<i>, decoded-<i> (views through the autoencoder's round "
         "trip), linf-<i> (equal PSNR), auto-<i>, share<NN>-<i>, "
         "blend<NN> (visible: NN %% of the target rendering mixed in); "
+        "generator-aware (against the surrogate, through training views): advdm-<i>, sds-<i>, "
+        "targeted-<i>, aspl-<i>, metacloak-<i>; "
         "<i>: low, default, high (default: clean, cloak at each intensity, views, linf, auto and "
         "shares 25/50/75 at default)",
     )
@@ -609,6 +640,14 @@ def add_lab_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     p.add_argument("--finetune-lr", type=float, default=5e-4, help="fine-tuning learning rate")
     p.add_argument("--encoder", default="flux2", help="latent space of the base generator")
     p.add_argument("--base", type=Path, default=None, help="base checkpoint (default: the workdir's)")
+    surrogate = p.add_argument_group(
+        "the protector's generator (generator-aware conditions; default: the victim base, white-box)"
+    )
+    surrogate.add_argument("--surrogate-width", type=int, default=None, help="grey-box: another width")
+    surrogate.add_argument("--surrogate-seed", type=int, default=None, help="grey-box: another training seed")
+    surrogate.add_argument(
+        "--surrogate-encoder", default=None, help="black-box: a base in another latent space"
+    )
     p.add_argument(
         "--countermeasure",
         default="",

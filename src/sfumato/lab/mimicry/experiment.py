@@ -28,7 +28,15 @@ Conditions (names, growable like the artists and seeds):
   style (pixel blend), so its training views carry about NN % of the way to the target (``views_moved``);
   the mimicry these leave says how far an invisible cloak would have to move the views;
 - ``share<NN>-<intensity>``: only NN % of the works cloaked (as ``cloak-<intensity>``), the rest left
-  clean, as an artist's older work is already online. Shares are nested (a fixed order of the works).
+  clean, as an artist's older work is already online. Shares are nested (a fixed order of the works);
+- generator-aware (issue 21, :mod:`sfumato.objectives`), aimed at what the mimic's denoiser learns rather
+  than at the encoder, against the protector's copy of the generator (``surrogate``: the victim base
+  itself unless the settings name another), captioned as the mimic captions ("a painting by <artist>"),
+  through the experiment's training views: ``advdm-<intensity>`` (maximise the denoising loss),
+  ``sds-<intensity>`` (minimise it, score-distillation gradient), ``targeted-<intensity>`` (Mist-v2: the
+  prediction pulled toward the target style's latents), and, on all of an artist's works together,
+  ``aspl-<intensity>`` (Anti-DreamBooth: rounds of surrogate fine-tuning and AdvDM) and
+  ``metacloak-<intensity>`` (a pool of surrogate states).
 
 A work and its cloaked copy give exactly the same views (crops depend on the seed and the work's size
 only), and captions depend on the artist only, so conditions differ by the cloak alone.
@@ -66,6 +74,8 @@ from sfumato.lab.judging.evaluation import shares
 from sfumato.lab.judging.scoring import mean_std
 from sfumato.lab.mimicry.settings import (
     CAPTION_TEMPLATES,
+    FOLDER_KINDS,
+    GENERATOR_OBJECTIVES,
     GROWABLE,
     SCHEMA,
     Condition,
@@ -107,10 +117,16 @@ class MimicryExperiment:
         bars: bool = False,
         device: str = "cpu",
         weights_dir: str | Path | None = None,
+        surrogate_checkpoint: str | Path | None = None,
     ) -> None:
+        """``surrogate_checkpoint``: the generator the generator-aware conditions attack, trained from
+        ``config.surrogate``; without one they attack the victim, ``base_checkpoint`` (white-box)."""
+        if config.surrogate is not None and surrogate_checkpoint is None:
+            raise ValueError("the settings name a surrogate generator: pass its checkpoint")
         self.config = config
         self.out = Path(out)
         self.base_checkpoint = Path(base_checkpoint)
+        self.surrogate_checkpoint = Path(surrogate_checkpoint or base_checkpoint)
         self.shared = shared
         self._text = text
         self.progress = progress
@@ -162,12 +178,23 @@ class MimicryExperiment:
         eps: float | None,
         k: int,
         mode: str = "jnd",
+        artist: str | None = None,
     ):
         from sfumato.countermeasures.views import TrainingViews
         from sfumato.protect import cloak
 
         c = self.config
-        views = TrainingViews(size=c.base.size, scale=c.view_scale) if mode in ("views", "decoded") else None
+        aware = mode in GENERATOR_OBJECTIVES
+        through_views = mode in ("views", "decoded") or aware
+        views = TrainingViews(size=c.base.size, scale=c.view_scale) if through_views else None
+        against: dict[str, Any] = {}
+        if aware:
+            assert artist is not None
+            against = dict(
+                against=self.surrogate_checkpoint,
+                objective=GENERATOR_OBJECTIVES[mode],
+                prompt=prompt_for_artist(artist),
+            )
         encoders = c.cloak_encoders
         if mode == "decoded":
             from sfumato.encoders.roundtrip import SUFFIX
@@ -187,6 +214,7 @@ class MimicryExperiment:
             views=views,
             device=self.device,
             weights_dir=self.weights_dir,
+            **against,
         )
 
     def cloaked(self, artist: str, variant: str, k: int) -> dict[str, Any]:
@@ -199,6 +227,8 @@ class MimicryExperiment:
             atomic_torch_save(record, path)
             return record
         mode, intensity, style = variant.split("-", 2)
+        if mode in FOLDER_KINDS:
+            return self._cloaked_together(artist, variant)[k]
         budget = "linf" if mode == "linf" else "jnd"
         work = self.works(artist).images[k]
         started = time.perf_counter()
@@ -210,7 +240,7 @@ class MimicryExperiment:
             eps = min(0.25, max(1 / 255, 10 ** (-target_psnr / 20)))  # a saturated +-eps has that PSNR
             passes = self.config.linf_passes
         for p in range(passes):
-            result = self._cloak(work, style, budget, intensity, eps, k, mode)
+            result = self._cloak(work, style, budget, intensity, eps, k, mode, artist)
             psnr = float(result.report["effect"]["quality"]["psnr_db"])
             if eps is not None and target_psnr is not None and p < passes - 1:
                 eps = min(0.25, max(0.5 / 255, eps * 10 ** ((psnr - target_psnr) / 20)))
@@ -227,6 +257,58 @@ class MimicryExperiment:
         }
         atomic_torch_save(record, path)
         return record
+
+    def _cloaked_together(self, artist: str, variant: str) -> list[dict[str, Any]]:
+        """``aspl-`` / ``metacloak-<intensity>-<style>``: all of ``artist``'s works protected together
+        against a surrogate fine-tuned on them (:func:`sfumato.works.protect_works`), round by round
+        resumable from ``surrogate.pt`` in the variant's folder; every work's record cached as usual."""
+        from sfumato.countermeasures.views import TrainingViews
+        from sfumato.report import effect_report
+        from sfumato.styles import render_style
+        from sfumato.works import protect_works
+
+        c = self.config
+        mode, intensity, style = variant.split("-", 2)
+        works = self.works(artist)
+        paths = [self.cloak_path(artist, variant, k) for k in range(len(works.images))]
+        if not all(p.exists() for p in paths):
+            checkpoint = paths[0].parent / "surrogate.pt"
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+
+            def said(report: Any) -> None:
+                _log(self.progress, f"{artist} {variant}: round {report.round}/{report.rounds}")
+
+            started = time.perf_counter()
+            protected = protect_works(
+                [w.float() / 255 for w in works.images],
+                against=self.surrogate_checkpoint,
+                objective=GENERATOR_OBJECTIVES[mode],
+                prompt=prompt_for_artist(artist),
+                intensity=intensity,
+                seed=stable_seed(artist, variant) % 2**31,
+                views=TrainingViews(size=c.base.size, scale=c.view_scale),
+                checkpoint=checkpoint,
+                device=self.device,
+                on_round=said,
+            )
+            seconds = (time.perf_counter() - started) / len(paths)
+            for k, (work, result, path) in enumerate(zip(works.images, protected, paths, strict=True)):
+                x = work.float()[None] / 255
+                target = render_style(style, x[0], seed=k)[None]
+                effect = effect_report(x, result.tensor[None], target, [self.encoder])
+                record = {
+                    "image": (result.tensor * 255).round().clamp(0, 255).to(torch.uint8),
+                    "name": works.names[k],
+                    "psnr": float(effect["quality"]["psnr_db"]),
+                    "target_psnr": None,
+                    "eps_255": None,
+                    "style": style,
+                    "moved": {e: float(v["fraction_moved"]) for e, v in effect["latents"].items()},
+                    "seconds": seconds,
+                }
+                atomic_torch_save(record, path)
+            checkpoint.unlink(missing_ok=True)
+        return [torch.load(p, weights_only=True) for p in paths]
 
     def _blended(self, artist: str, variant: str, k: int) -> dict[str, Any]:
         """``blend<NN>-<style>``: work ``k`` with NN % of its target-style rendering mixed in (visible)."""

@@ -26,7 +26,34 @@ from sfumato.styles import STYLE_NAMES
 
 SCHEMA = "sfumato.lab.mimicry/1"
 INTENSITIES = ("low", "default", "high")
-KINDS = ("clean", "cloak", "robust", "views", "decoded", "linf", "auto", "blend", "share")
+KINDS = (
+    "clean",
+    "cloak",
+    "robust",
+    "views",
+    "decoded",
+    "linf",
+    "auto",
+    "blend",
+    "share",
+    "advdm",
+    "sds",
+    "targeted",
+    "aspl",
+    "metacloak",
+)
+#: Generator-aware conditions and the objective each one runs (:mod:`sfumato.objectives`) against the
+#: protector's copy of the generator (``MimicryConfig.surrogate``): ``sds`` is score distillation's
+#: "minimise the loss" variant, ``sds-``.
+GENERATOR_OBJECTIVES = {
+    "advdm": "advdm",
+    "sds": "sds-",
+    "targeted": "targeted",
+    "aspl": "aspl",
+    "metacloak": "metacloak",
+}
+#: Of those, the ones that protect an artist's works together (a surrogate fine-tuned on all of them).
+FOLDER_KINDS = ("aspl", "metacloak")
 DEFAULT_CONDITIONS: tuple[str, ...] = (
     "clean",
     "cloak-low",
@@ -73,11 +100,16 @@ class Condition:
             return None
         if self.kind == "blend":
             return f"blend{self.blend}-{style}"
-        mode = self.kind if self.kind in ("robust", "views", "decoded") else self.budget
+        mode = (
+            self.kind if self.kind in ("robust", "views", "decoded", *GENERATOR_OBJECTIVES) else self.budget
+        )
         return f"{mode}-{self.intensity}-{'auto' if self.kind == 'auto' else style}"
 
 
-_PATTERN = re.compile(r"^(?:(cloak|robust|views|decoded|linf|auto)|share(\d+))-(low|default|high)$")
+_PATTERN = re.compile(
+    r"^(?:(cloak|robust|views|decoded|linf|auto|advdm|sds|targeted|aspl|metacloak)|share(\d+))"
+    r"-(low|default|high)$"
+)
 
 
 def parse_condition(name: str) -> Condition:
@@ -92,7 +124,8 @@ def parse_condition(name: str) -> Condition:
     if not m:
         raise ValueError(
             f"unknown condition {name!r}; use clean, cloak-<i>, robust-<i>, views-<i>, decoded-<i>, "
-            f"linf-<i>, auto-<i>, share<NN>-<i> with <i> one of {', '.join(INTENSITIES)}, or blend<NN>"
+            f"linf-<i>, auto-<i>, share<NN>-<i>, advdm-<i>, sds-<i>, targeted-<i>, aspl-<i>, "
+            f"metacloak-<i> with <i> one of {', '.join(INTENSITIES)}, or blend<NN>"
         )
     kind, share, intensity = m.group(1) or "share", m.group(2), m.group(3)
     if share is not None and not 0 < int(share) < 100:
@@ -103,7 +136,7 @@ def parse_condition(name: str) -> Condition:
 
 
 def condition_order(name: str) -> tuple[int, int, int]:
-    """Sort order: clean, cloak, robust, views, decoded, linf, auto, blend, share; then intensity; then NN."""
+    """Sort order: the kinds as in ``KINDS``; then intensity; then NN."""
     c = parse_condition(name)
     return (KINDS.index(c.kind), INTENSITIES.index(c.intensity) if c.intensity else -1, c.blend or c.share)
 
@@ -141,6 +174,9 @@ class MimicryConfig:
     countermeasure: str = ""  # applied by the scraper to every work before training ("": none)
     judge: StyleJudgeSpec = field(default_factory=StyleJudgeSpec)
     base: BaseSpec = field(default_factory=BaseSpec)
+    # The generator the protector attacks in the generator-aware conditions: None, the victim base itself
+    # (white-box); a base of another seed and width (grey-box) or another latent space (black-box).
+    surrogate: BaseSpec | None = None
 
     def __post_init__(self) -> None:
         self.artists = tuple(self.artists)
@@ -175,6 +211,10 @@ class MimicryConfig:
         d = asdict(self)
         d["judge"] = self.judge.to_dict()
         d["base"] = self.base.to_dict()
+        if self.surrogate is None:
+            del d["surrogate"]  # so folders made before generator-aware conditions keep their settings
+        else:
+            d["surrogate"] = self.surrogate.to_dict()
         for k, v in d.items():
             if isinstance(v, tuple):
                 d[k] = list(v)
@@ -188,6 +228,8 @@ class MimicryConfig:
 
         d = dict(d)
         d["base"] = spec_from_dict(d["base"])
+        if d.get("surrogate") is not None:
+            d["surrogate"] = spec_from_dict(d["surrogate"])
         d["judge"] = StyleJudgeSpec.from_dict(d["judge"])
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 

@@ -89,6 +89,22 @@ def spec_for(encoder: str = "flux2") -> BaseSpec:
     return spec
 
 
+def variant_spec(encoder: str = "flux2", *, width: int | None = None, seed: int | None = None) -> BaseSpec:
+    """``spec_for(encoder)`` with another generator width and training seed: a base generator the
+    protector may hold instead of the victim's own (the grey-box setting of the experiments), in a
+    folder of its own (both enter the spec's hash)."""
+    spec = spec_for(encoder)
+    if width is not None:
+        if width < 8 or width % spec.generator.heads:
+            raise ValueError(
+                f"width must be >= 8 and a multiple of {spec.generator.heads} (heads), not {width}"
+            )
+        spec.generator.width = width
+    if seed is not None:
+        spec.training.seed = seed
+    return spec
+
+
 def cifar_zip(shared: str | Path | None = None) -> Path:
     """The CIFAR-10 zip: ``shared/data/cifar10.zip`` (default ``$SFUMATO_SHARED`` or ``../shared``)."""
     import os

@@ -168,3 +168,26 @@ def test_works_of_any_size_are_padded_for_the_denoiser(sd_folder: Path):
     works = protect_works([x], against=sd_folder, objective="aspl", prompt="p", device="cpu",
                           schedule=Schedule(rounds=1, attack_steps=1, train_steps=1, batch=1))  # fmt: skip
     assert works[0].tensor.shape == x.shape
+
+
+def test_cli_shade_folder_with_mist_pulls_toward_its_anchors(sd_folder: Path, tmp_path: Path):
+    from sfumato.cli import main
+    from sfumato.imageio import to_pil
+
+    works, out, cats = _folder(tmp_path / "dogs"), tmp_path / "out", tmp_path / "cats"
+    cats.mkdir()
+    to_pil(_image(30, size=64)).save(cats / "cat.png")
+    argv = ["shade", str(works), "--concept", "a photo of a dog", "--as", "cat", "--target-images", str(cats)]
+    argv += ["--against", str(sd_folder), "--objective", "mist", "--rounds", "1", "--budget", "linf"]
+    assert main([*argv, "--device", "cpu", "-o", str(out)]) == 0
+    for i in range(2):
+        report = json.loads((out / f"work{i}.png.json").read_text())
+        assert (
+            report["settings"]["objective"] == "mist" and report["settings"]["prompt"] == "a photo of a dog"
+        )
+        assert (out / f"work{i}.txt").read_text() == "a photo of a dog\n"
+    cloaked = tmp_path / "cloaked"
+    argv = ["cloak", str(works), "--against", str(sd_folder), "--objective", "mist", "--rounds", "1"]
+    argv += ["--prompt", "a painting by alice", "--style", "sketch", "--budget", "linf", "--device", "cpu"]
+    assert main([*argv, "-o", str(cloaked)]) == 0
+    assert json.loads((cloaked / "work0.png.json").read_text())["effect"]["quality"]["psnr_db"] > 25

@@ -223,14 +223,19 @@ def _add_generator_options(p: argparse.ArgumentParser, prompt_default: str) -> N
         "--objective",
         choices=OBJECTIVES,
         default=None,
-        help=f"the loss against --against (default: {DEFAULT_OBJECTIVE}); aspl and metacloak train a "
-        "surrogate on all the inputs together, resumably",
+        help=f"the loss against --against (default: {DEFAULT_OBJECTIVE}); aspl, metacloak and mist train a "
+        "surrogate on all the inputs together, resumably (mist pulls toward the --style rendering or a "
+        "--target-images anchor)",
     )
     g.add_argument(
         "--prompt", default=None, metavar="TEXT", help=f"the caption a mimic trains under ({prompt_default})"
     )
     g.add_argument(
-        "--rounds", type=_positive_int, default=None, metavar="N", help="aspl/metacloak rounds (default: 5)"
+        "--rounds",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="aspl/metacloak/mist rounds (default: 5)",
     )
 
 
@@ -530,12 +535,19 @@ def _print_verdicts(items: Sequence[Any], quiet: bool = False) -> None:
 
 
 def _cmd_protect_folder(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """aspl / metacloak: every input together, resumable (sfumato.works)."""
+    """aspl / metacloak / mist: every input together, resumable (sfumato.works)."""
     from sfumato.works import protect_folder_files
 
     prompt = args.prompt or (args.concept if args.command == "shade" else None)
     if not prompt:
         parser.error(f"--objective {args.objective} needs --prompt, the caption a mimic trains under")
+    aim: dict[str, Any] = {}
+    if args.command == "shade":
+        aim["target_images"] = args.target_images
+    else:
+        if args.style_image is not None:
+            parser.error(f"--objective {args.objective} takes a built-in --style, not --style-image")
+        aim["style"] = args.style or "auto"
     try:
         protect_folder_files(
             args.inputs,
@@ -555,6 +567,7 @@ def _cmd_protect_folder(args: argparse.Namespace, parser: argparse.ArgumentParse
             device=args.device,
             robust=args.robust,
             views=args.views,
+            **aim,
         )
     except (ValueError, OSError) as e:
         _error(str(e))

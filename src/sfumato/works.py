@@ -1,10 +1,10 @@
 """Protecting a whole folder at once against a generator: the surrogate-training schemes' public API.
 
-``aspl`` and ``metacloak`` (:mod:`sfumato.objectives.surrogate`) fine-tune a surrogate of the generator
-on every work together, so they cannot run one image at a time as :func:`sfumato.cloak` does.
+``aspl``, ``metacloak`` and ``mist`` (:mod:`sfumato.objectives.surrogate`) fine-tune a surrogate of the
+generator on every work together, so they cannot run one image at a time as :func:`sfumato.cloak` does.
 :func:`protect_works` takes the works (PIL images, tensors or paths) and returns one
 :class:`~sfumato.protect.Protected` each; :func:`protect_folder_files` is what ``sfumato cloak/shade
---objective aspl|metacloak`` runs: files in, files (and reports) out, resumable from the checkpoint it
+--objective aspl|metacloak|mist`` runs: files in, files (and reports) out, resumable from the checkpoint it
 keeps in the output folder. Works are attacked whole (no tiles): memory grows with the largest work.
 """
 
@@ -17,15 +17,18 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from sfumato.budget import make_budget
 from sfumato.countermeasures.views import TrainingViews
 from sfumato.generators import load_generator
 from sfumato.imageio import atomic_write_text, collect_inputs, load_image, save_image
 from sfumato.inspect import sidecar_path
 from sfumato.objectives import FOLDER_OBJECTIVES, RoundReport, Schedule, generator_effect, protect_folder
-from sfumato.objectives.surrogate import DEFAULTS
+from sfumato.objectives.surrogate import DEFAULTS, TARGETED_SCHEMES
 from sfumato.protect import ImageLike, Protected, Settings, _as_loaded, _hand_back, as_views, resolve_device
 from sfumato.quality import measure_quality
+from sfumato.targets import choose_anchor, fit_to, set_style, style_distances, style_target
 
 CHECKPOINT_NAME = ".sfumato-surrogate.pt"
 
@@ -47,11 +50,14 @@ def protect_works(
     checkpoint: str | Path | None = None,
     device: str = "auto",
     on_round: Callable[[RoundReport], None] | None = None,
+    targets: Sequence[ImageLike] | None = None,
 ) -> list[Protected]:
     """Protect ``images`` together against the generator ``against`` by ``objective`` (``aspl`` or
     ``metacloak``), each captioned ``prompt`` (one for all, or one per work: for ``shade``, the poison's
     caption). ``schedule`` overrides the scheme's defaults (:data:`sfumato.objectives.surrogate.DEFAULTS`);
-    ``checkpoint`` (a file) makes the run resumable round by round; ``on_round`` sees each round."""
+    ``checkpoint`` (a file) makes the run resumable round by round; ``on_round`` sees each round.
+    ``targets`` (``mist``): one target image per work (a cloak's style rendering, a poison's anchor),
+    fitted to the work's size."""
     if objective not in FOLDER_OBJECTIVES:
         raise ValueError(f"objective must be one of {', '.join(FOLDER_OBJECTIVES)}, not {objective!r}")
     started = time.perf_counter()
@@ -62,6 +68,14 @@ def protect_works(
     bound_views = as_views(views)
     generator = load_generator(str(against), dev)
     works = [item.rgb[None].to(dev) for item, _ in loaded]
+    aims = None
+    if targets is not None:
+        if len(targets) != len(works):
+            raise ValueError(f"{len(targets)} target images for {len(works)} works")
+        aims = [
+            fit_to(_as_loaded(t)[0].rgb[None], *x.shape[-2:]).to(dev)
+            for t, x in zip(targets, works, strict=True)
+        ]
     allowances = [rule.allowance(x) for x in works]
     plan = schedule or DEFAULTS[objective]
     rounds: list[dict[str, Any]] = []
@@ -73,7 +87,7 @@ def protect_works(
 
     deltas = protect_folder(
         works, allowances, generator, prompts, scheme=objective, schedule=plan, seed=seed,
-        checkpoint=checkpoint, views=bound_views, robust=robust, on_round=seen,
+        checkpoint=checkpoint, views=bound_views, robust=robust, on_round=seen, targets=aims,
     )  # fmt: skip
     seconds = time.perf_counter() - started
     out = []
@@ -115,12 +129,17 @@ def protect_folder_files(
     quality: int = 95,
     verbose: bool = True,
     rounds: int | None = None,
+    style: str = "auto",
+    target_images: Path | str | Sequence[Path | str] | None = None,
     **options: Any,
 ) -> list[Path]:
     """``sfumato cloak/shade FOLDER --objective aspl|metacloak``: protect every image of ``inputs`` into
     ``out_dir`` (same relative names, ``fmt`` suffix, a ``.json`` report beside each, a ``.txt`` caption
     for ``shade``). The checkpoint lives in ``out_dir`` until the run ends, so a rerun after an
-    interruption resumes at the last finished round. ``rounds`` overrides the scheme's default."""
+    interruption resumes at the last finished round. ``rounds`` overrides the scheme's default.
+    ``mist`` pulls toward a target per work: for ``cloak``, ``style`` (``auto``: one style for the whole
+    set, :func:`sfumato.targets.set_style`, on the generator's encoder); for ``shade``, an image from
+    ``target_images`` per work (closest aspect ratio first)."""
     out = Path(out_dir)
     files = collect_inputs(inputs)
     if not files:
@@ -138,9 +157,12 @@ def protect_folder_files(
                 flush=True,
             )
 
+    targets = None
+    if objective in TARGETED_SCHEMES:
+        targets = _folder_targets(loaded, files, mode, against, style, target_images, options.get("seed", 0))
     results = protect_works(
         [item.rgb for item in loaded], against=against, objective=objective, prompt=prompt, mode=mode,
-        schedule=schedule, checkpoint=checkpoint, on_round=show, **options,
+        schedule=schedule, checkpoint=checkpoint, on_round=show, targets=targets, **options,
     )  # fmt: skip
     written = []
     forbidden = [f for f, _ in files]
@@ -162,3 +184,36 @@ def protect_folder_files(
             )
     checkpoint.unlink(missing_ok=True)
     return written
+
+
+def _folder_targets(
+    loaded: Sequence[Any],
+    files: Sequence[tuple[Path, Path]],
+    mode: str,
+    against: str | Path,
+    style: str,
+    target_images: Path | str | Sequence[Path | str] | None,
+    seed: int,
+) -> list[Any]:
+    """The target image of each work for a targeted folder scheme (``mist``)."""
+    if mode == "cloak":
+        if style == "auto":
+            from sfumato.generators import GeneratorEncoder
+
+            encoder = GeneratorEncoder(load_generator(str(against)))
+            style, _ = set_style([style_distances(item.rgb[None], encoder, seed) for item in loaded])
+        return [style_target(item.rgb[None], style, seed) for item in loaded]
+    if target_images is None:
+        raise ValueError("shade with a targeted scheme needs --target-images, the concept to pull toward")
+    paths = target_images if isinstance(target_images, (list, tuple)) else [target_images]
+    found = [f for f, _ in collect_inputs(paths)]
+    if not found:
+        raise ValueError(f"no target images found in {', '.join(map(str, paths))}")
+    sizes = []
+    for f in found:
+        with Image.open(f) as img:
+            sizes.append((f, img.size))
+    return [
+        choose_anchor(item.size, sizes, key=str(relative))
+        for item, (_, relative) in zip(loaded, files, strict=True)
+    ]

@@ -11,6 +11,11 @@ what that fine-tuning run becomes, not the base generator alone:
   fine-tuning run on the clean folder; each round attacks every work against one state of the pool
   (in turn) under an expectation over crops, blur and flips, then fine-tunes that state ``train_steps``
   steps on the protected folder and puts it back.
+- ``mist`` (Mist-v2, Zheng et al. 2023, with its surrogate training): rounds as ``aspl``, but the attack
+  pulls the surrogate's prediction toward each work's *target* latents (``targeted``) instead of raising
+  its loss: a cloak's style rendering, a poison's anchor. For ``shade`` this is the surrogate-trained
+  poison: a fine-tuned copy of the generator, captioned with the poison's concept, is steered to draw
+  the anchor.
 
 Both resume: after every round, the perturbations and the surrogate state(s) are written atomically to
 ``checkpoint``; a rerun with the same works and settings continues from the last finished round and ends
@@ -39,11 +44,13 @@ from sfumato.countermeasures.views import TrainingViews
 from sfumato.encoders.ensemble import Ensemble, pad_to_multiple
 from sfumato.generators.base import Condition, Generator, GeneratorEncoder, denoising_loss
 from sfumato.imageio import atomic_write_bytes
-from sfumato.objectives.denoiser import AdvDM
+from sfumato.objectives.denoiser import AdvDM, Targeted
 from sfumato.objectives.transforms import CropBlurFlip, ViewTransform, chain
 from sfumato.optimise import attack
 
-SCHEMES = ("aspl", "metacloak")
+SCHEMES = ("aspl", "metacloak", "mist")
+#: The schemes that pull toward a target image per work (``protect_folder(targets=...)``).
+TARGETED_SCHEMES = ("mist",)
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,7 @@ class Schedule:
 DEFAULTS: dict[str, Schedule] = {
     "aspl": Schedule(),
     "metacloak": Schedule(train_steps=5, pool=3, pool_steps=30),
+    "mist": Schedule(),
 }
 
 
@@ -191,18 +199,28 @@ def protect_folder(
     robust: bool = False,
     on_round: RoundFn | None = None,
     stop_after: int | None = None,
+    targets: Sequence[torch.Tensor] | None = None,
 ) -> list[torch.Tensor]:
     """Perturbations for ``works`` (each (1, 3, H, W) in [0, 1], within its ``allowance``) by ``scheme``.
 
     ``prompts``: one caption per work (the mimic's). ``views`` (training views at the mimic's resolution)
     and ``robust`` (robust mode's countermeasures) shape both the attack and, for views, the surrogate's
     fine-tuning. ``on_round`` sees each finished round; ``stop_after`` ends the run after that many rounds
-    (the checkpoint then resumes it), as an interruption would.
+    (the checkpoint then resumes it), as an interruption would. ``targets`` (``mist`` only): one target
+    image per work, of the work's size.
     """
     if scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {SCHEMES}, not {scheme!r}")
     if not (len(works) == len(allowances) == len(prompts)) or not works:
         raise ValueError("one allowance and one prompt per work, and at least one work")
+    if (scheme in TARGETED_SCHEMES) != (targets is not None):
+        raise ValueError(
+            f"targets are for {', '.join(TARGETED_SCHEMES)} only, and {scheme} needs them"
+            if targets is not None
+            else f"{scheme} needs one target image per work"
+        )
+    if targets is not None and [t.shape for t in targets] != [x.shape for x in works]:
+        raise ValueError("one target image per work, each of its work's size")
     schedule = schedule or DEFAULTS[scheme]
     if scheme == "metacloak" and schedule.pool < 1:
         schedule = replace(
@@ -218,10 +236,16 @@ def protect_folder(
         works,
         prompts,
         seed,
-        {"views": views.describe() if views else None, "robust": robust, "generator": generator.name},
+        {
+            "views": views.describe() if views else None,
+            "robust": robust,
+            "generator": generator.name,
+            **({"targets": [round(float(t.double().sum()), 6) for t in targets]} if targets else {}),
+        },
     )
     path = Path(checkpoint) if checkpoint is not None else None
     state = _load(path, fingerprint)
+    aims = _aims(works, targets, ensemble, views, robust, seed) if targets is not None else None
     try:
         if state is None:
             deltas = [torch.zeros_like(x) for x in works]
@@ -245,28 +269,37 @@ def protect_folder(
             k = r % len(state["pool"])
             model.load_state_dict(state["pool"][k])
             protected = [x + d for x, d in zip(works, state["deltas"], strict=True)]
-            if scheme == "aspl":
+            if scheme in ("aspl", "mist"):
                 _train(
                     generator, protected, conds, schedule.train_steps, schedule, seed * 7919 + 1000 + r, views
                 )
             for i, (x, a) in enumerate(zip(works, allowances, strict=True)):
-                transform = chain(
-                    [
-                        ViewTransform(views, tuple(x.shape[-2:]), seed + i) if views is not None else None,
-                        CropBlurFlip() if scheme == "metacloak" else None,
-                        ROBUST_RECIPE if robust else None,
-                    ]
-                )
+                goal: list[torch.Tensor] = []
+                objective: AdvDM | Targeted
+                if aims is not None:
+                    goal, transform = aims[i]
+                    objective = Targeted(generator, conds[i], schedule.draws)
+                else:
+                    transform = chain(
+                        [
+                            ViewTransform(views, tuple(x.shape[-2:]), seed + i)
+                            if views is not None
+                            else None,
+                            CropBlurFlip() if scheme == "metacloak" else None,
+                            ROBUST_RECIPE if robust else None,
+                        ]
+                    )
+                    objective = AdvDM(generator, conds[i], schedule.draws)
                 state["deltas"][i] = attack(
                     x,
-                    [],
+                    goal,
                     ensemble,
                     a,
                     steps=schedule.attack_steps,
                     lr=schedule.attack_lr,
                     seed=seed + 100_003 * (r + 1) + i,
                     transform=transform,
-                    objective=AdvDM(generator, conds[i], schedule.draws),
+                    objective=objective,
                     start=state["deltas"][i],
                 ).delta
             protected = [x + d for x, d in zip(works, state["deltas"], strict=True)]
@@ -287,6 +320,29 @@ def protect_folder(
         return [d.clone() for d in state["deltas"]]
     finally:
         model.load_state_dict(original)
+
+
+def _aims(
+    works: Sequence[torch.Tensor],
+    targets: Sequence[torch.Tensor],
+    ensemble: Ensemble,
+    views: TrainingViews | None,
+    robust: bool,
+    seed: int,
+) -> list[tuple[list[torch.Tensor], Any]]:
+    """Per work, the target latents and the attack's transform for a targeted scheme: the target's own
+    latents (tiled over robust mode's draws), or, with views, the views bound to the target so that each
+    view of the work is pulled toward the same view of its target. The generator's encoder is not
+    fine-tuned, so these hold for every round."""
+    out: list[tuple[list[torch.Tensor], Any]] = []
+    then = ROBUST_RECIPE if robust else None
+    for i, (x, t) in enumerate(zip(works, targets, strict=True)):
+        if views is not None:
+            out.append(([], views.bind(x, t.to(x.device), ensemble, seed + i, then=then)))
+        else:
+            with torch.no_grad():
+                out.append((ensemble.encode(t.to(x.device)), then))
+    return out
 
 
 def _save(path: Path, state: dict[str, Any], fingerprint: str) -> None:

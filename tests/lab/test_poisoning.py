@@ -466,3 +466,28 @@ def test_transfer_trains_a_private_generator_on_the_attackers_poisons(
         )
     with pytest.raises(ValueError, match="poison_steps"):
         Experiment(replace(transfer, poison_steps=3), tmp_path / "t4", victim, CIFAR_ZIP, text=text)
+
+
+def test_surrogate_trained_poisons_are_a_pool_method(base: Path, workdir: Path, text: TextEncoder) -> None:
+    config = PoisonConfig(
+        doses=(3,),
+        methods=("shade-mist",),
+        seeds=(0,),
+        anchor_candidates=3,
+        poison_pool=3,
+        poison_steps=2,
+        sampler_steps=2,
+        base=tiny_spec(),
+    )
+    exp = Experiment(config, workdir / "poison-mist", base, CIFAR_ZIP, text=text, progress=None)
+    poisons = exp.poisons("shade-mist", 3)
+    sources = (exp._cifar("dog", 1000, 3) * 255).round()
+    assert poisons.shape == (3, 3, 64, 64) and poisons.dtype == torch.uint8
+    assert int((poisons.int() - sources.int()).abs().max()) <= 11  # shade's budget (high, JND)
+    stats = exp.poison_stats()["shade-mist"]
+    assert stats and not list((workdir / "poison-mist" / "poisons" / "shade-mist").glob("surrogate-*.pt"))
+    # grey-box: a surrogate in the settings needs its checkpoint, and goes into the pool's settings
+    grey = dataclasses.replace(config, surrogate=tiny_spec())
+    with pytest.raises(ValueError, match="surrogate"):
+        Experiment(grey, workdir / "poison-mist-grey", base, CIFAR_ZIP, text=text, progress=None)
+    assert "surrogate" in grey.poison_settings() and "surrogate" not in config.poison_settings()

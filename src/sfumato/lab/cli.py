@@ -161,6 +161,34 @@ def _base_checkpoint(args: argparse.Namespace) -> Path:
     return ckpt
 
 
+def _surrogate(args: argparse.Namespace) -> tuple[Any, Path | None]:
+    """The protector's generator named by ``--surrogate-width/-seed/-encoder`` (its spec and checkpoint),
+    or (None, None): the victim base itself, white-box."""
+    from sfumato.lab.models.base import variant_spec
+
+    if not (args.surrogate_encoder or args.surrogate_width or args.surrogate_seed is not None):
+        return None, None
+    spec = variant_spec(
+        args.surrogate_encoder or args.encoder, width=args.surrogate_width, seed=args.surrogate_seed
+    )
+    checkpoint = spec.folder(args.workdir) / "checkpoint.pt"
+    if not checkpoint.exists():
+        raise FileNotFoundError(
+            f"no surrogate generator at {checkpoint}; train it first: sfumato lab train-base "
+            f"--encoder {spec.encoder} --width {spec.generator.width} --seed {spec.training.seed}"
+        )
+    return spec, checkpoint
+
+
+def _surrogate_options(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group(
+        "the protector's generator (generator-aware methods; default: the victim base, white-box)"
+    )
+    group.add_argument("--surrogate-width", type=int, default=None, help="grey-box: another width")
+    group.add_argument("--surrogate-seed", type=int, default=None, help="grey-box: another training seed")
+    group.add_argument("--surrogate-encoder", default=None, help="black-box: a base in another latent space")
+
+
 def _run_and_report(exp: Any, args: argparse.Namespace) -> int:
     """Run what is missing (unless ``--report-only``), then score every run with the workdir's judges."""
     if not args.report_only:
@@ -182,10 +210,13 @@ def _cmd_poison(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     _setup(args)
     try:
         base = _base_checkpoint(args)
+        surrogate, surrogate_ckpt = _surrogate(args)
         if args.report_only:
             if args.out is None:
                 raise ValueError("--report-only needs the experiment folder (-o)")
             config = load_settings(args.out)
+            if config.surrogate is not None:
+                surrogate_ckpt = config.surrogate.folder(args.workdir) / "checkpoint.pt"
         elif args.poisons_from:
             config = _transfer_config(args, base)
         else:
@@ -198,10 +229,13 @@ def _cmd_poison(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
                 budget=args.budget,
                 poison_eps=args.eps,
                 base=spec_for(args.encoder),
+                surrogate=surrogate,
             )
         default = config.pair + ("-transfer" if config.poisons_from else "")
         out = args.out or args.workdir / "poison" / default
-        exp = Experiment(config, out, base, _zip(args), bars=not args.quiet)
+        exp = Experiment(
+            config, out, base, _zip(args), bars=not args.quiet, surrogate_checkpoint=surrogate_ckpt
+        )
         return _run_and_report(exp, args)
     except (FileNotFoundError, ValueError) as e:
         _err(str(e))
@@ -387,22 +421,12 @@ def _cmd_mimicry(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     from sfumato.lab.judging.style_judge import load_style_judge, train_style_judge
     from sfumato.lab.mimicry.experiment import MimicryExperiment
     from sfumato.lab.mimicry.settings import MimicryConfig, load_settings
-    from sfumato.lab.models.base import spec_for, variant_spec
+    from sfumato.lab.models.base import spec_for
 
     _setup(args)
     try:
         base = _base_checkpoint(args)
-        surrogate, surrogate_ckpt = None, None
-        if args.surrogate_encoder or args.surrogate_width or args.surrogate_seed is not None:
-            surrogate = variant_spec(
-                args.surrogate_encoder or args.encoder, width=args.surrogate_width, seed=args.surrogate_seed
-            )
-            surrogate_ckpt = surrogate.folder(args.workdir) / "checkpoint.pt"
-            if not surrogate_ckpt.exists():
-                raise FileNotFoundError(
-                    f"no surrogate generator at {surrogate_ckpt}; train it with 'sfumato lab train-base "
-                    "--encoder/--width/--seed' as given here"
-                )
+        surrogate, surrogate_ckpt = _surrogate(args)
         if args.report_only:
             if args.out is None:
                 raise ValueError("--report-only needs the experiment folder (-o)")
@@ -553,7 +577,8 @@ def add_lab_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "--methods",
         type=_names,
         default=("shade", "shade-real", "dirty"),
-        help="comma-separated, of: shade, shade-gm, shade-robust, shade-real, dirty (docs/lab.md)",
+        help="comma-separated, of: shade, shade-gm, shade-mist, shade-robust, shade-real, dirty "
+        "(docs/lab.md)",
     )
     p.add_argument("--seeds", type=_ints, default=(0, 1, 2))
     p.add_argument("--samples", type=int, default=200, help="images per prompt")
@@ -567,6 +592,7 @@ def add_lab_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     )
     p.add_argument("--encoder", default="flux2", help="latent space of the base generator attacked")
     p.add_argument("--base", type=Path, default=None, help="base checkpoint (default: the workdir's)")
+    _surrogate_options(p)
     p.add_argument(
         "--poisons-from",
         type=Path,
@@ -640,14 +666,7 @@ def add_lab_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     p.add_argument("--finetune-lr", type=float, default=5e-4, help="fine-tuning learning rate")
     p.add_argument("--encoder", default="flux2", help="latent space of the base generator")
     p.add_argument("--base", type=Path, default=None, help="base checkpoint (default: the workdir's)")
-    surrogate = p.add_argument_group(
-        "the protector's generator (generator-aware conditions; default: the victim base, white-box)"
-    )
-    surrogate.add_argument("--surrogate-width", type=int, default=None, help="grey-box: another width")
-    surrogate.add_argument("--surrogate-seed", type=int, default=None, help="grey-box: another training seed")
-    surrogate.add_argument(
-        "--surrogate-encoder", default=None, help="black-box: a base in another latent space"
-    )
+    _surrogate_options(p)
     p.add_argument(
         "--countermeasure",
         default="",

@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -151,3 +153,54 @@ def make_poisons(
     mse = (out - src).flatten(1).square().mean(1).clamp_min(1e-12)
     quality = 10 * torch.log10(1 / mse)
     return PoisonBatch((out * 255).round().to(torch.uint8), anchors, closed, quality)
+
+
+def make_mist_poisons(
+    sources: torch.Tensor,
+    candidates: torch.Tensor,
+    anchors: torch.Tensor,
+    generator: Any,
+    captions: Sequence[str],
+    *,
+    encoders: Sequence[str] = ("flux2",),
+    intensity: str = "high",
+    budget: str = "jnd",
+    eps: float | None = None,
+    seed: int = 0,
+    checkpoint: str | Path | None = None,
+    schedule: Any = None,
+    weights_dir: str | None = None,
+) -> PoisonBatch:
+    """``shade-mist``: the surrogate-trained poison (:mod:`sfumato.objectives.surrogate`, ``mist``).
+
+    A copy of ``generator`` (a :class:`~sfumato.generators.Generator`) is fine-tuned round by round on the
+    poisons captioned as the source (``captions``), and each poison is steered so that the fine-tuned
+    copy's prediction for it moves toward its anchor's latents: what the victim's fine-tuning will
+    learn from it, rather than what its encoder reads. ``closed`` is measured on ``encoders`` as for
+    :func:`make_poisons`, so the two are compared on the same scale. ``checkpoint`` resumes by round.
+    """
+    from sfumato.objectives.surrogate import protect_folder
+
+    src = as_unit(sources)
+    targets = as_unit(candidates)[anchors]
+    rule = make_budget(intensity, budget, eps=eps)
+    works = [src[i : i + 1] for i in range(src.shape[0])]
+    deltas = protect_folder(
+        works,
+        [rule.allowance(x) for x in works],
+        generator,
+        list(captions),
+        scheme="mist",
+        schedule=schedule,
+        seed=seed,
+        checkpoint=checkpoint,
+        targets=[targets[i : i + 1] for i in range(targets.shape[0])],
+    )
+    out = torch.cat([((x + d) * 255).round().clamp(0, 255) / 255 for x, d in zip(works, deltas, strict=True)])
+    encs = [load_encoder(name, weights_dir) for name in encoders]
+    after, before, goal = encode_with(encs, out), encode_with(encs, src), encode_with(encs, targets)
+    closed = torch.stack(
+        [closed_fraction(a, s, t) for a, s, t in zip(after, before, goal, strict=True)]
+    ).mean(0)
+    mse = (out - src).flatten(1).square().mean(1).clamp_min(1e-12)
+    return PoisonBatch((out * 255).round().to(torch.uint8), anchors, closed, 10 * torch.log10(1 / mse))

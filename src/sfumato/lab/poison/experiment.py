@@ -12,6 +12,10 @@ prompts and unrelated prompts and judge them. Poisoning methods:
   as the source, matches its gradient on those anchors (gradient matching,
   :mod:`sfumato.lab.poison.gradient_match`): an attacker holding the base generator's weights, aiming
   at the fine-tuning rather than the latents;
+- ``shade-mist``: the surrogate-trained poison (Mist-v2's targeted loss with its surrogate training,
+  :func:`sfumato.lab.poison.craft.make_mist_poisons`): a copy of the generator is fine-tuned on each
+  chunk of poisons captioned as the source, and every poison steers that copy's prediction toward its
+  anchor's latents;
 - ``shade-robust``: ``shade`` crafted in the engine's robust mode (``--robust``: optimised through random
   JPEG, resizing, blur and noise), for training sets that a scraper has compressed or purified;
 - ``dirty``: the baseline, real target-class images captioned as the source (plain mislabelling).
@@ -84,7 +88,13 @@ class Experiment:
         text: TextEncoder | None = None,
         progress: Progress | None = print,
         bars: bool = False,
+        surrogate_checkpoint: str | Path | None = None,
     ) -> None:
+        """``surrogate_checkpoint``: the generator ``shade-gm`` and ``shade-mist`` attack, trained from
+        ``config.surrogate``; without one they attack the victim, ``base_checkpoint`` (white-box)."""
+        if config.surrogate is not None and surrogate_checkpoint is None:
+            raise ValueError("the settings name a surrogate generator: pass its checkpoint")
+        self.surrogate_checkpoint = Path(surrogate_checkpoint or base_checkpoint)
         self.config = config  # below: the folder's settings, every run in it (what the report covers)
         self.requested = config  # the runs this call makes
         self._poisoner: GradientPoisoner | None = None  # the shade-gm crafter, made on first use
@@ -229,12 +239,32 @@ class Experiment:
         """One chunk of ``method``'s poisons (sources ``first``.. of the pool), as a ``PoisonBatch``."""
         c = self.config
         budget = {"intensity": c.intensity, "budget": c.budget, "eps": c.poison_eps, "steps": c.poison_steps}
+        # The victim's captions are drawn per run; generator-aware poisons are crafted for seed 0's.
+        captions = captions_for([0] * c.poison_pool, [c.source], seed=100)[first : first + sources.shape[0]]
         if method == "shade-gm":
-            # The victim's captions are drawn per run; the poisons are crafted for seed 0's.
-            captions = captions_for([0] * c.poison_pool, [c.source], seed=100)
             return self._gradient_poisoner(candidates).poison(
-                sources, captions[first : first + sources.shape[0]], anchors=anchors, seed=first, **budget
+                sources, captions, anchors=anchors, seed=first, **budget
             )
+        if method == "shade-mist":
+            from sfumato.generators import load_generator as load_attacked
+            from sfumato.lab.poison.craft import make_mist_poisons
+
+            rounds = self.pool / method / f"surrogate-{first:04d}.pt"  # resumes an interrupted chunk
+            batch = make_mist_poisons(
+                sources,
+                candidates,
+                anchors,
+                load_attacked(self.surrogate_checkpoint),
+                captions,
+                encoders=c.poison_encoders,
+                intensity=c.intensity,
+                budget=c.budget,
+                eps=c.poison_eps,
+                seed=first,
+                checkpoint=rounds,
+            )
+            rounds.unlink(missing_ok=True)
+            return batch
         from sfumato.lab.poison.craft import make_poisons
 
         return make_poisons(
@@ -255,7 +285,7 @@ class Experiment:
             from sfumato.lab.poison.gradient_match import GradientPoisoner
 
             c = self.config
-            model, _, _, _ = load_generator(self.base_checkpoint)
+            model, _, _, _ = load_generator(self.surrogate_checkpoint)
             self._poisoner = GradientPoisoner(
                 model,
                 load_lab_encoder(c.base.encoder),

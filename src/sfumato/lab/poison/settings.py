@@ -18,11 +18,19 @@ from sfumato.lab.data.captions import RELATED, prompt_for
 from sfumato.lab.judging.evaluation import DEFAULT_GUIDANCE, SAMPLER_STEPS
 from sfumato.lab.models.base import BaseSpec
 
-METHODS = ("shade", "shade-gm", "shade-robust", "shade-real", "dirty")
+METHODS = ("shade", "shade-gm", "shade-mist", "shade-robust", "shade-real", "dirty")
+#: The methods that attack a generator (the protector's surrogate: the victim base unless one is named).
+GENERATOR_METHODS = ("shade-gm", "shade-mist")
 
 
 # method -> the anchor set it aims at
-ANCHOR_SET = {"shade": "shade", "shade-gm": "shade", "shade-robust": "shade", "shade-real": "shade-real"}
+ANCHOR_SET = {
+    "shade": "shade",
+    "shade-gm": "shade",
+    "shade-mist": "shade",
+    "shade-robust": "shade",
+    "shade-real": "shade-real",
+}
 POISON_OFFSET = 1000  # CIFAR-10 train index where the poison sources (and dirty-label images) start
 ANCHOR_OFFSET = 2000  # where the real anchors for shade-real start
 POISON_CHUNK = 50  # poisons crafted (and saved) per chunk
@@ -58,6 +66,9 @@ class PoisonConfig:
     # Set for the transfer test: poisons made against public encoders, trained on by a private generator.
     poisons_from: str = ""
     base: BaseSpec = field(default_factory=BaseSpec)
+    # The generator shade-gm and shade-mist attack: None, the victim base itself (white-box); else a base
+    # of another seed and width (grey-box) or latent space (black-box), trained apart.
+    surrogate: BaseSpec | None = None
 
     def __post_init__(self) -> None:
         self.related = tuple(self.related) or tuple(RELATED[self.source])
@@ -86,7 +97,10 @@ class PoisonConfig:
         """The settings a poison pool depends on: pools agreeing on these can be shared."""
         keys = ("source", "target", "poison_pool", "anchor_candidates", "poison_encoders")
         keys += ("intensity", "budget", "poison_steps", "poison_eps", "sampler_steps")
-        return {k: v for k, v in self.to_dict().items() if k in keys} | {"base": self.base.to_dict()}
+        out = {k: v for k, v in self.to_dict().items() if k in keys} | {"base": self.base.to_dict()}
+        if self.surrogate is not None:
+            out["surrogate"] = self.surrogate.to_dict()
+        return out
 
     def prompts(self) -> dict[str, str]:
         """Evaluation prompts and their role: source, related, unrelated."""
@@ -98,6 +112,10 @@ class PoisonConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["base"] = self.base.to_dict()
+        if self.surrogate is None:
+            del d["surrogate"]
+        else:
+            d["surrogate"] = self.surrogate.to_dict()
         for k, v in d.items():
             if isinstance(v, tuple):
                 d[k] = list(v)
@@ -116,6 +134,8 @@ class PoisonConfig:
 
         d = dict(d)
         d["base"] = spec_from_dict(d["base"])
+        if d.get("surrogate") is not None:
+            d["surrogate"] = spec_from_dict(d["surrogate"])
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 

@@ -200,8 +200,7 @@ def _earlier_runs(args: argparse.Namespace, settings: dict[str, Any]) -> list[di
         if any(old["settings"].get(k) != settings[k] for k in SAME):
             C.say(f"  {path.name}: other settings, measured afresh")
             continue
-        for name, spec in old["settings"]["spaces"].items():
-            settings["spaces"].setdefault(name, spec)
+        settings["spaces"] = {**old["settings"]["spaces"], **settings["spaces"]}  # earlier rows first
         settings["sizes"] = sorted(set(settings["sizes"]) | set(old["settings"]["sizes"]))
         return list(old["runs"])
     return []

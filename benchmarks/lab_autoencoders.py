@@ -7,6 +7,9 @@ round trip's PSNR for FLUX.2's tiny autoencoder and for any private autoencoder
 (``sfumato lab private``), on the lab's six classes at 64 px.
 
     python benchmarks/lab_autoencoders.py --workdir W --autoencoders flux2,W/private-autoencoder
+
+Rows already in the saved table for other autoencoders are kept (same test images), so an autoencoder
+trained later is added with ``--autoencoders W/NEW``; ``--judges`` limits the judges to those trained.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ def _accuracy(judge: Any, images: torch.Tensor, labels: torch.Tensor) -> dict[st
 def run(args: argparse.Namespace) -> dict[str, Any]:
     test = load_cifar(args.cifar, "test", classes=LAB_CLASSES, per_class=args.per_class, progress=False)
     real = to_unit(test.images, 64)
-    judges = {name: load_judge(args.workdir / "judges" / name) for name in VOTERS}
+    judges = {name: load_judge(args.workdir / "judges" / name) for name in args.judges}
     data = C.new_record(
         NAME,
         {
@@ -51,6 +54,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "threads": torch.get_num_threads(),
         },
     )
+    saved = C.out_dir(False) / f"{NAME}.json"
+    if saved.exists():
+        old = C.read_json(saved)
+        if old["settings"]["per_class"] == args.per_class:
+            data["runs"] = [r for r in old["runs"] if r["autoencoder"] not in args.autoencoders]
+            earlier = [a for a in old["settings"]["autoencoders"] if a not in args.autoencoders]
+            data["settings"]["autoencoders"] = earlier + list(args.autoencoders)
 
     def record(name: str, images: torch.Tensor, db: float | None) -> None:
         u8 = (images.clamp(0, 1) * 255).round().to(torch.uint8)
@@ -58,7 +68,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         data["runs"].append({"autoencoder": name, "psnr_db": db, "judges": acc})
         C.say(f"  {name}: " + ", ".join(f"{j} {a['mean']:.1f} %" for j, a in acc.items()))
 
-    record("none (real images)", real, None)
+    if not any(r["autoencoder"] == "none (real images)" for r in data["runs"]):
+        record("none (real images)", real, None)
     for name in args.autoencoders:
         encoder, decoder = load_lab_encoder(name), load_lab_decoder(name)
         with torch.no_grad():
@@ -70,10 +81,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def render(data: dict[str, Any]) -> str:
     s = data["settings"]
-    judges = list(data["runs"][0]["judges"])
+    judges = list(dict.fromkeys(j for r in data["runs"] for j in r["judges"]))
     rows = []
     for r in data["runs"]:
         for j in judges:
+            if j not in r["judges"]:
+                continue
             a = r["judges"][j]
             db = "–" if r["psnr_db"] is None else f"{r['psnr_db']:.1f}"
             rows.append([r["autoencoder"], db, j, f"{a['mean']:.1f}", *(f"{a[c]:.0f}" for c in LAB_CLASSES)])
@@ -97,6 +110,12 @@ def main() -> None:
         help="comma-separated: flux2 and/or private autoencoder folders or checkpoints",
     )
     ap.add_argument("--per-class", type=int, default=200, help="test images per class")
+    ap.add_argument(
+        "--judges",
+        type=lambda s: [x for x in s.split(",") if x],
+        default=list(VOTERS),
+        help=f"comma-separated lab judges (default: {','.join(VOTERS)})",
+    )
     args = C.lab_args(ap)
     C.run_and_write(NAME, args.render_only, lambda: run(args), render)
 

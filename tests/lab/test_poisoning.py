@@ -269,6 +269,20 @@ def test_cli_reports_a_finished_experiment(base: Path, workdir: Path, judges: li
     assert "other settings" in capsys.readouterr().err
 
 
+def pool_config(method: str) -> PoisonConfig:
+    """A three-poison pool of ``method`` on the tiny base: enough to craft, nothing to fine-tune."""
+    return PoisonConfig(
+        doses=(3,),
+        methods=(method,),
+        seeds=(0,),
+        anchor_candidates=3,
+        poison_pool=3,
+        poison_steps=2,
+        sampler_steps=2,
+        base=tiny_spec(),
+    )
+
+
 def test_gradient_poisons_steer_the_training_gradient(base: Path, workdir: Path, text: TextEncoder) -> None:
     from sfumato.lab.data.captions import captions_for
     from sfumato.lab.models.autoencoders import load_lab_encoder
@@ -300,16 +314,7 @@ def test_gradient_poisons_steer_the_training_gradient(base: Path, workdir: Path,
     assert poisoned > clean + 0.05, (clean, poisoned)
 
     # In the experiment: a pool method like the others, aimed at the anchors the base generator drew.
-    config = PoisonConfig(
-        doses=(3,),
-        methods=("shade-gm",),
-        seeds=(0,),
-        anchor_candidates=3,
-        poison_pool=3,
-        poison_steps=2,
-        sampler_steps=2,
-        base=tiny_spec(),
-    )
+    config = pool_config("shade-gm")
     exp = Experiment(config, workdir / "poison-gm", base, CIFAR_ZIP, text=text, progress=None)
     assert exp.poisons("shade-gm", 3).shape == (3, 3, 64, 64)
     assert (workdir / "poison-gm" / "poisons" / "anchors-shade.pt").exists()
@@ -469,16 +474,7 @@ def test_transfer_trains_a_private_generator_on_the_attackers_poisons(
 
 
 def test_surrogate_trained_poisons_are_a_pool_method(base: Path, workdir: Path, text: TextEncoder) -> None:
-    config = PoisonConfig(
-        doses=(3,),
-        methods=("shade-mist",),
-        seeds=(0,),
-        anchor_candidates=3,
-        poison_pool=3,
-        poison_steps=2,
-        sampler_steps=2,
-        base=tiny_spec(),
-    )
+    config = pool_config("shade-mist")
     exp = Experiment(config, workdir / "poison-mist", base, CIFAR_ZIP, text=text, progress=None)
     poisons = exp.poisons("shade-mist", 3)
     sources = (exp._cifar("dog", 1000, 3) * 255).round()

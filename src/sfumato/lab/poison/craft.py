@@ -146,13 +146,25 @@ def make_poisons(
         out[start : start + x.shape[0]] = ((x + result.delta) * 255).round().clamp(0, 255) / 255
         if progress is not None:
             progress(min(start + batch, src.shape[0]), src.shape[0])
+    return _batch(out, src, src_lat, targets_all, anchors, encs)
+
+
+def _batch(
+    out: torch.Tensor,
+    src: torch.Tensor,
+    src_lat: list[torch.Tensor],
+    target_lat: list[torch.Tensor],
+    anchors: torch.Tensor,
+    encs: Sequence[torch.nn.Module],
+) -> PoisonBatch:
+    """The crafted images (in [0, 1], 8-bit values) as a batch, with each one's share of the latent
+    distance to its anchor closed (mean over ``encs``) and its PSNR against the source."""
     after = encode_with(encs, out)
     closed = torch.stack(
-        [closed_fraction(a, s, t) for a, s, t in zip(after, src_lat, targets_all, strict=True)]
+        [closed_fraction(a, s, t) for a, s, t in zip(after, src_lat, target_lat, strict=True)]
     ).mean(0)
     mse = (out - src).flatten(1).square().mean(1).clamp_min(1e-12)
-    quality = 10 * torch.log10(1 / mse)
-    return PoisonBatch((out * 255).round().to(torch.uint8), anchors, closed, quality)
+    return PoisonBatch((out * 255).round().to(torch.uint8), anchors, closed, 10 * torch.log10(1 / mse))
 
 
 def make_mist_poisons(
@@ -198,9 +210,4 @@ def make_mist_poisons(
     )
     out = torch.cat([((x + d) * 255).round().clamp(0, 255) / 255 for x, d in zip(works, deltas, strict=True)])
     encs = [load_encoder(name, weights_dir) for name in encoders]
-    after, before, goal = encode_with(encs, out), encode_with(encs, src), encode_with(encs, targets)
-    closed = torch.stack(
-        [closed_fraction(a, s, t) for a, s, t in zip(after, before, goal, strict=True)]
-    ).mean(0)
-    mse = (out - src).flatten(1).square().mean(1).clamp_min(1e-12)
-    return PoisonBatch((out * 255).round().to(torch.uint8), anchors, closed, 10 * torch.log10(1 / mse))
+    return _batch(out, src, encode_with(encs, src), encode_with(encs, targets), anchors, encs)

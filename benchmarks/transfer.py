@@ -1,7 +1,9 @@
 """Transfer: how much of a latent shift crafted on one encoder shows on the other.
 
 For dog -> cat pairs, ``sfumato.shade`` protects each dog photo toward a cat photo with the
-attacked set ("flux2",), ("sana",) and ("flux2", "sana") at the default budget and speed. Its
+attacked set ("flux2",), ("sana",), ("flux2", "sana") with equal weights and ("auto",), the default
+ensemble of model families weighted by the latent-space table (sfumato.families), at the default
+budget and speed. Its
 report measures ``fraction_moved`` (1 - distance_after / distance_before, toward the cat's
 latents) on every encoder, attacked or not; the table gives mean ± std per attacked set and the
 ratio transfer / own (how much of the shift the attacked encoder sees also shows on the other).
@@ -22,7 +24,7 @@ import _common as C
 import sfumato
 
 ENCODERS = ("flux2", "sana")
-SETS = (("flux2",), ("sana",), ("flux2", "sana"))
+SETS = (("flux2",), ("sana",), ("flux2", "sana"), ("auto",))  # auto: the default family ensemble
 NAME = "transfer"
 
 
@@ -46,7 +48,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for attacked in SETS:
             t0 = time.perf_counter()
             out = sfumato.shade(
-                src, anchor, encoders=attacked, speed=args.speed, device="cpu", weights_dir=C.WEIGHTS
+                src,
+                anchor,
+                encoders=None if attacked == ("auto",) else attacked,
+                speed=args.speed,
+                device="cpu",
+                weights_dir=C.WEIGHTS,
             )
             wall = time.perf_counter() - t0
             lat = out.report["effect"]["latents"]
@@ -54,6 +61,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "source": dog,
                 "anchor": cat,
                 "attacked": list(attacked),
+                "encoder_weights": list(out.report["settings"].get("encoder_weights") or []),
                 "fraction_moved": {e: lat[e]["fraction_moved"] for e in ENCODERS if e in lat},
                 "distance_before": {e: lat[e]["distance_before"] for e in ENCODERS if e in lat},
                 "distance_after": {e: lat[e]["distance_after"] for e in ENCODERS if e in lat},
@@ -67,6 +75,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     data["finished"] = C.now()
     data["loadavg_end"] = C.loadavg()
     return data
+
+
+def _auto_weights(runs: list[dict[str, Any]]) -> str:
+    weights = next((r.get("encoder_weights") for r in runs if r["attacked"] == ["auto"]), None)
+    if not weights:
+        return "not run"
+    return ", ".join(f"{e} {w:.4f}" for e, w in zip(ENCODERS, weights, strict=False))
 
 
 def render(data: dict[str, Any]) -> str:
@@ -91,7 +106,9 @@ def render(data: dict[str, Any]) -> str:
         f"{len(s['pairs'])} dog -> cat pairs at {s['size']}x{s['size']} px, `sfumato.shade` at the default "
         f"budget ({s['budget']}, intensity {s['intensity']}) and speed `{s['speed']}` on the CPU. "
         "Figures: fraction of the distance to the cat's latents closed on each encoder "
-        "(mean ± std over pairs); the attacked set's own encoders in the row label.\n",
+        "(mean ± std over pairs); the attacked set's own encoders in the row label; `auto` is the default "
+        "ensemble of model families, weighted by the latent-space table (`sfumato.families`: "
+        f"{_auto_weights(runs)}).\n",
         C.table(["attacked", "moved on flux2", "moved on sana", "PSNR dB", "protect s", "pairs"], rows),
     ]
     ratio_rows = []
@@ -105,15 +122,16 @@ def render(data: dict[str, Any]) -> str:
             ratio_rows.append(
                 [f"{attacked[0]} -> {enc}", f"{m_t:.3f}", f"{m_o:.3f}", f"{m_t / m_o:.2f}", C.pm(per, 2)]
             )
-    for enc in ENCODERS:
-        ens = moved(("flux2", "sana"), enc)
-        if ens and own[enc]:
-            m_e, _ = C.mean_std(ens)
-            m_o, _ = C.mean_std(own[enc])
-            per = [t / o for t, o in zip(ens, own[enc], strict=True) if o]
-            ratio_rows.append(
-                [f"flux2+sana on {enc}", f"{m_e:.3f}", f"{m_o:.3f}", f"{m_e / m_o:.2f}", C.pm(per, 2)]
-            )
+    for together in (("flux2", "sana"), ("auto",)):
+        for enc in ENCODERS:
+            ens = moved(together, enc)
+            if ens and own[enc]:
+                m_e, _ = C.mean_std(ens)
+                m_o, _ = C.mean_std(own[enc])
+                per = [t / o for t, o in zip(ens, own[enc], strict=True) if o]
+                label = "+".join(together)
+                figures = [f"{m_e:.3f}", f"{m_o:.3f}", f"{m_e / m_o:.2f}", C.pm(per, 2)]
+                ratio_rows.append([f"{label} on {enc}", *figures])
     body += [
         "\nTransfer / own: the shift on an encoder that was not attacked (or was attacked jointly) "
         "relative to the shift when that encoder alone is attacked.\n",

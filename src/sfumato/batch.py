@@ -25,6 +25,7 @@ from PIL import Image
 from sfumato.budget import make_budget
 from sfumato.encoders import load_decoder, load_encoder
 from sfumato.encoders.weights import ChecksumError
+from sfumato.families import resolve_encoders
 from sfumato.imageio import (
     JPEG_LOSSY_WARNING,
     MIN_SIDE,
@@ -158,7 +159,7 @@ def run_batch(
     style: str = "auto",
     style_image: Path | str | None = None,
     style_per_image: bool = False,
-    encoders: Sequence[str] = ("flux2",),
+    encoders: Sequence[str] | None = None,
     encoder_weights: Sequence[float] = (),
     intensity: str = "default",
     budget: str = "jnd",
@@ -255,6 +256,10 @@ def _prepare(mode: str, **o: Any) -> _Job:
     """Check every option (and load the encoders) before any file is touched."""
     if mode not in MODES:
         raise BatchError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    try:
+        o["encoders"], o["encoder_weights"] = resolve_encoders(o["encoders"], o["encoder_weights"])
+    except ValueError as e:
+        raise BatchError(str(e)) from None
     encoders = tuple(str(e).strip() for e in o["encoders"])
     if not encoders or any(not e for e in encoders):
         raise BatchError(f"encoders must be a non-empty list of names, not {list(o['encoders'])!r}")

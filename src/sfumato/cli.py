@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sfumato import __version__
+from sfumato.families import DEFAULT_FAMILIES, FAMILIES, family_ensemble, parse_families
 from sfumato.options import eps_option
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -76,6 +77,13 @@ def _name_list(text: str) -> tuple[str, ...]:
     if not names or any(not n for n in names):
         raise argparse.ArgumentTypeError(f"must be a comma-separated list of encoder names, not {text!r}")
     return names
+
+
+def _family_list(text: str) -> tuple[str, ...]:
+    try:
+        return parse_families(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _weight_list(text: str) -> tuple[float, ...]:
@@ -183,13 +191,23 @@ def _add_common_options(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="where to compute (default: auto = cuda, then mps, then cpu)",
     )
-    g = p.add_argument_group("encoders")
+    g = p.add_argument_group("model families and encoders")
+    g.add_argument(
+        "--family",
+        type=_family_list,
+        default=None,
+        metavar="LIST",
+        help="the model families to protect against, comma-separated: auto (default: "
+        f"{','.join(DEFAULT_FAMILIES)}, weighted by the lab's latent-space table) or any of "
+        f"{','.join(FAMILIES)} (those beyond the default need their tiny autoencoder in --weights)",
+    )
     g.add_argument(
         "--encoders",
         type=_name_list,
-        default=("flux2",),
+        default=None,
         metavar="LIST",
-        help="comma-separated encoders to attack, e.g. flux2,sana (default: flux2)",
+        help="instead of --family: the encoders to attack by name, .pth file or diffusers VAE folder, "
+        "e.g. flux2,sana",
     )
     g.add_argument(
         "--encoder-weights",
@@ -461,6 +479,12 @@ def _cmd_protect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     from sfumato.encoders.weights import ChecksumError, WeightsNotFoundError
     from sfumato.objectives import FOLDER_OBJECTIVES
 
+    if args.encoders is not None and args.family is not None:
+        parser.error("give either --family or --encoders, not both")
+    if args.encoders is None:
+        if args.encoder_weights:
+            parser.error("--encoder-weights needs --encoders (a --family is weighted by the lab's table)")
+        args.encoders, args.encoder_weights = family_ensemble(args.family or DEFAULT_FAMILIES)
     if args.encoder_weights and len(args.encoder_weights) != len(args.encoders):
         parser.error(
             f"--encoder-weights gives {len(args.encoder_weights)} weights for "

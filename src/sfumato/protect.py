@@ -24,6 +24,7 @@ from sfumato.countermeasures.views import VIEWS_STEP_FACTOR, TrainingViews
 from sfumato.encoders import ImageEncoder, load_decoder, load_encoder
 from sfumato.encoders.ensemble import Ensemble
 from sfumato.encoders.weights import WeightsNotFoundError
+from sfumato.families import resolve_encoders
 from sfumato.generators import Generator, GeneratorEncoder, load_generator
 from sfumato.imageio import LoadedImage, load_image, to_tensor
 from sfumato.objectives import (
@@ -245,7 +246,7 @@ def _engine(
     # Against a generator, its latents are reported above and the known encoders measure transfer.
     attacked = encoders if settings.against is None else []
     measure = [e.to("cpu") for e in load_measure_encoders(attacked, weights_dir)]
-    names = settings.encoders if settings.against is None else ()
+    names = tuple(e.name for e in attacked)  # as the report names them (a path loads as its short name)
     effect = effect_report(loaded.rgb[None], protected, target.cpu(), measure, names)
     if settings.views is not None:
         # The shift the training views carry, on a bank of boxes the attack never drew from.
@@ -303,7 +304,7 @@ def shade(
     concept: str | None = None,
     as_concept: str | None = None,
     target_name: str | None = None,
-    encoders: Sequence[str] = ("flux2",),
+    encoders: Sequence[str] | None = None,
     encoder_weights: Sequence[float] = (),
     intensity: str = "default",
     budget: str = "jnd",
@@ -332,8 +333,11 @@ def shade(
     generator instead of ``encoders``, with ``objective`` (``latent``, the default, or ``advdm``,
     ``sds-``, ``targeted``: see :mod:`sfumato.objectives`) and ``prompt`` (default: ``concept``).
     ``target_name`` is how the report names the target (default: its file name; never its path).
+    ``encoders`` (with ``encoder_weights``) are the image encoders attacked; by default the model families
+    sfumato can fetch, weighted by the lab's latent-space table (:mod:`sfumato.families`).
     """
     _check_against(against, objective, prompt)
+    encoders, encoder_weights = resolve_encoders(encoders, encoder_weights)
     loaded, kind = _as_loaded(image)
     anchor, _ = _as_loaded(target)
     shown, digest = image_identity(target, target_name)
@@ -377,7 +381,7 @@ def cloak(
     style: str = "auto",
     *,
     style_image: ImageLike | None = None,
-    encoders: Sequence[str] = ("flux2",),
+    encoders: Sequence[str] | None = None,
     encoder_weights: Sequence[float] = (),
     intensity: str = "default",
     budget: str = "jnd",
@@ -403,6 +407,7 @@ def cloak(
     :func:`shade`; ``targeted`` pulls toward the style target.
     """
     _check_against(against, objective, prompt)
+    encoders, encoder_weights = resolve_encoders(encoders, encoder_weights)
     loaded, kind = _as_loaded(image)
     x = loaded.rgb[None]
     extra: dict[str, Any] = {}

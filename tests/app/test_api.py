@@ -48,7 +48,8 @@ def test_info_lists_every_choice_with_what_it_trades(config: AppConfig, client_f
     assert [s["name"] for s in choices["styles"]] == ["auto", *STYLE_NAMES]
     assert [i["name"] for i in choices["intensities"]] == ["low", "default", "high"]
     assert [s["name"] for s in choices["speeds"]] == ["fast", "default", "thorough"]
-    for group in ("modes", "styles", "intensities", "speeds"):
+    assert [f["name"] for f in choices["families"]] == ["auto", "flux2", "sana"]  # no other encoder at hand
+    for group in ("modes", "styles", "intensities", "speeds", "families"):
         assert all(len(c["help"]) > 20 for c in choices[group]), group
     assert info["max_upload_bytes"] == config.max_upload_bytes and info["version"]
 
@@ -270,6 +271,28 @@ def test_cloak_job_runs_to_the_end_with_figures_heat_maps_and_downloads(
         assert Image.open(io.BytesIO(zf.read("fish.png"))).size == (96, 72)
         assert '"psnr_db"' in zf.read("fish.png.json").decode()
     assert not list((config.jobs_dir / job["id"]).glob("*.zip"))  # the temporary zip is removed
+
+
+def test_a_job_protects_against_the_chosen_family(config: AppConfig, client_for) -> None:
+    """The default job attacks every available family (weighted by the lab's table); a chosen one
+    alone; a family whose encoder is not on this machine is refused before the job starts."""
+    client = client_for(config)
+    ids = upload_ids(client, ("fish.png", png_bytes()))
+    refused = client.post("/api/jobs", json={"mode": "cloak", "images": ids, "family": "sdxl"})
+    assert refused.status_code == 400 and "family must be one of auto, flux2, sana" in refused.json()["error"]
+    reports = {}
+    for family in ("auto", "sana"):
+        job = client.post(
+            "/api/jobs",
+            json={"mode": "cloak", "images": ids, "style": "sketch", "speed": "fast", "family": family},
+        ).json()
+        assert job["options"]["family"] == family
+        job = wait_for_job(client, job["id"])
+        assert job["status"] == "done", job
+        reports[family] = job["items"][0]["report"]
+    assert list(reports["auto"]["settings"]["encoders"]) == ["flux2", "sana"]
+    assert list(reports["sana"]["settings"]["encoders"]) == ["sana"]
+    assert not reports["sana"]["effect"]["latents"]["flux2"]["attacked"]
 
 
 def test_shade_job_writes_captions(config: AppConfig, client_for) -> None:

@@ -135,6 +135,9 @@ def test_upload_cloak_compare_and_download(playwright: Any, server: str, tmp_pat
             )
             page.click(".style-card:has(input[value=sketch])")
             page.check("input[name=speed][value=fast]")
+            # "Protect against": every family this machine can attack, all of them by default
+            assert page.is_checked("input[name=family][value=auto]")
+            assert "FLUX.2" in page.inner_text("#families") and "Sana" in page.inner_text("#families")
             page.screenshot(path=ARTIFACTS / "app-1-choose.png", full_page=True)
 
             page.click("#start")
@@ -159,7 +162,7 @@ def test_upload_cloak_compare_and_download(playwright: Any, server: str, tmp_pat
             assert page.inner_text("#figures") == ""  # the technical figures wait behind "details"
             page.click("#viewer-details summary")
             figures = page.inner_text("#figures")
-            assert "PSNR" in figures and "Latent movement (flux2)" in figures and "Transfer (sana)" in figures
+            assert "PSNR" in figures and "Latent movement (flux2)" in figures and "Latent movement (sana)" in figures
             box = page.locator("#layers").bounding_box()
             assert box is not None
             page.mouse.click(box["x"] + box["width"] * 0.25, box["y"] + box["height"] / 2)  # drag point

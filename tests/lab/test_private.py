@@ -141,3 +141,23 @@ def test_photo_crops_take_photos_smaller_than_the_smallest_crop(tmp_path: Path) 
         Image.fromarray(pixels).save(tmp_path / f"{i}.jpg")
     crops = photo_crops(tmp_path, 3, every=10, seed=0)
     assert crops.shape == (6, 3, 64, 64)
+
+
+def test_the_engine_attacks_a_private_space_by_its_checkpoint_path(tmp_path: Path) -> None:
+    """Registered by the lab, a private autoencoder is an encoder the engine's cloak can aim at
+    (the lab's runs in its SD-class space need this); unregistered names still fail clearly."""
+    import sfumato
+    from sfumato.lab.models.autoencoders import register_lab_encoders
+
+    torch.set_num_threads(1)
+    config = PrivateConfig(latent_channels=4, widths=(8, 8, 8), steps=30, batch=8, lr=3e-3, log_every=10)
+    ckpt = train_private_autoencoder(_images(16), _images(4, seed=1), tmp_path / "ae", config, progress=False)
+    register_lab_encoders()
+    register_lab_encoders()  # idempotent
+    image = _images(1, seed=3)[0].float() / 255
+    out = sfumato.cloak(image, "sketch", encoders=(str(ckpt),), steps=4, device="cpu")
+    moved = out.report["effect"]["latents"]["private:ae"]
+    assert moved["attacked"] and moved["fraction_moved"] > 0
+    assert list(out.report["settings"]["encoders"]) == [str(ckpt)]
+    with pytest.raises(ValueError, match="unknown encoder"):
+        sfumato.cloak(image, "sketch", encoders=(str(tmp_path / "nothing"),), steps=1, device="cpu")

@@ -13,8 +13,9 @@ from typing import Any
 
 from sfumato.app.db import Store, Upload
 from sfumato.app.uploads import valid_id
-from sfumato.app.words import AUTO_HELP, INTENSITY_HELP, MODE_HELP, SPEED_HELP
+from sfumato.app.words import AUTO_HELP, FAMILY_HELP, INTENSITY_HELP, MODE_HELP, SPEED_HELP
 from sfumato.budget import INTENSITY
+from sfumato.families import AUTO, FAMILIES
 from sfumato.optimise import SPEED
 from sfumato.styles import STYLE_DESCRIPTIONS, STYLE_NAMES
 
@@ -38,9 +39,12 @@ class JobRequest:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-def choices() -> dict[str, Any]:
-    """The page's menus: every choice with the sentence that says what it trades."""
+def choices(families: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The page's menus: every choice with the sentence that says what it trades. ``families`` are the
+    model families whose encoders this machine can attack (:func:`sfumato.families.available_families`)."""
     return {
+        "families": [{"name": AUTO, "label": "All available", "help": FAMILY_HELP[AUTO]}]
+        + [{"name": n, "label": FAMILIES[n].label, "help": FAMILY_HELP[n]} for n in families],
         "modes": [{"name": m, "help": MODE_HELP[m]} for m in MODES],
         "styles": [{"name": "auto", "help": AUTO_HELP}]
         + [{"name": n, "help": STYLE_DESCRIPTIONS[n]} for n in STYLE_NAMES],
@@ -49,15 +53,17 @@ def choices() -> dict[str, Any]:
     }
 
 
-def parse_job_request(body: object, store: Store) -> JobRequest:
-    """Check a posted job (JSON object) against the presets and the uploads on record."""
+def parse_job_request(body: object, store: Store, families: tuple[str, ...] = ()) -> JobRequest:
+    """Check a posted job (JSON object) against the presets, the model families this machine can attack
+    and the uploads on record."""
     if not isinstance(body, dict):
         raise JobRequestError("the request must be a JSON object")
     mode = pick(body, "mode", MODES, None)
     intensity = pick(body, "intensity", tuple(INTENSITY["jnd"]), "default")
     speed = pick(body, "speed", tuple(SPEED), "default")
     images = _uploads(body, "images", store)
-    options: dict[str, Any] = {"intensity": intensity}
+    family = pick(body, "family", (AUTO, *families), AUTO)
+    options: dict[str, Any] = {"intensity": intensity, "family": family}
     if mode == "cloak":
         options["style"] = pick(body, "style", ("auto", *STYLE_NAMES), "auto")
     else:

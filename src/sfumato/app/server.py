@@ -71,6 +71,7 @@ from sfumato.app.uploads import (
 )
 from sfumato.app.words import FIGURE_HELP, VERDICT_WORDS
 from sfumato.app.worker import EventFn, Worker, heat_path, result_path
+from sfumato.families import available_families
 from sfumato.verdict import lab_text, verdict
 
 STATIC = Path(str(resources.files("sfumato.app") / "static"))
@@ -228,7 +229,7 @@ async def info(request: Request) -> JSONResponse:
     return JSONResponse(
         {
             "version": __version__,
-            "choices": choices(),
+            "choices": choices(available_families(config.weights_dir)),
             "words": {"figures": FIGURE_HELP, "verdicts": VERDICT_WORDS},
             "max_upload_bytes": config.max_upload_bytes,
             "max_pixels": config.max_pixels,
@@ -316,7 +317,9 @@ async def post_job(request: Request) -> JSONResponse:
     except ValueError:
         return _error(400, "the request body must be JSON")
     try:
-        parsed = await run_in_threadpool(parse_job_request, body, store)
+        parsed = await run_in_threadpool(
+            parse_job_request, body, store, available_families(config.weights_dir)
+        )
     except JobRequestError as e:
         return _error(400, str(e))
     job_id = store.create_job(parsed.mode, parsed.speed, parsed.options, parsed.images)

@@ -44,6 +44,17 @@ MODE_HELP = {
     "shade": "Meant to make photos of one thing teach a model to draw another for its name (like "
     "Nightshade). Each result says how much to expect from it.",
 }
+FAMILY_HELP = {
+    "auto": "All the kinds of image generator sfumato can check for itself (FLUX.2 and Sana), each given "
+    "an equal share of the change. Recommended.",
+    "flux2": "Only generators of the FLUX.2 family: a little stronger against them, far weaker "
+    "against others.",
+    "sana": "Only generators of the Sana family: a little stronger against them, far weaker against others.",
+    "sd": "Only Stable Diffusion 1.x and 2.x (and models built on them).",
+    "sdxl": "Only Stable Diffusion XL (and models built on it).",
+    "sd3": "Only Stable Diffusion 3 and 3.5.",
+    "flux1": "Only FLUX.1.",
+}
 AUTO_HELP = "Let sfumato pick a style that looks clearly different from your work (as Glaze does)."
 VERDICT_WORDS = {
     "strong": "Strong protection",

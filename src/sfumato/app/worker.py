@@ -24,6 +24,7 @@ from sfumato.app.progress import Live, step_fraction
 from sfumato.app.uploads import artist_words, source_path
 from sfumato.encoders import load_encoder
 from sfumato.encoders.weights import ChecksumError, WeightsNotFoundError
+from sfumato.families import family_ensemble
 from sfumato.imageio import ImageInputError, atomic_write_bytes, load_image, save_image
 from sfumato.protect import Protected, cloak, shade
 from sfumato.targets import choose_anchor, set_style, style_distances
@@ -225,7 +226,11 @@ class Worker:
         self, job: dict[str, Any], item: dict[str, Any], source: Path, size: tuple[int, int]
     ) -> Protected:
         options = job["options"]
+        # jobs recorded before the family choice existed attacked FLUX.2 alone: a resume keeps that
+        encoders, weights = family_ensemble(options.get("family", "flux2"))
         common: dict[str, Any] = dict(
+            encoders=encoders,
+            encoder_weights=weights,
             intensity=options["intensity"],
             speed=job["speed"],
             device=self.config.device,

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -20,7 +21,28 @@ from sfumato.encoders.tiny import (
     load_checkpoint,
 )
 
-__all__ = ["ImageEncoder", "TinyDecoder", "TinyEncoder", "load_decoder", "load_encoder", "TINY_ENCODERS"]
+__all__ = [
+    "ImageEncoder",
+    "TinyDecoder",
+    "TinyEncoder",
+    "load_decoder",
+    "load_encoder",
+    "register_loader",
+    "TINY_ENCODERS",
+]
+
+EncoderLoader = Callable[[str], "ImageEncoder | None"]
+_LOADERS: list[EncoderLoader] = []
+
+
+def register_loader(loader: EncoderLoader) -> None:
+    """Let another part of sfumato resolve encoder names the engine does not know (the lab's own
+    autoencoders, by checkpoint path), so the engine attacks them without importing that part.
+    ``loader(name)`` returns the encoder, or None for a name it does not handle. Registering the
+    same loader twice has no effect."""
+    if loader not in _LOADERS:
+        _LOADERS.append(loader)
+        _load_encoder_cached.cache_clear()
 
 
 def _resolve(name: str, files: dict[str, str], weights_dir: str | Path | None) -> tuple[Path, str]:
@@ -36,6 +58,10 @@ def _resolve(name: str, files: dict[str, str], weights_dir: str | Path | None) -
 
 @lru_cache(maxsize=16)
 def _load_encoder_cached(name: str, weights_dir: str | None) -> ImageEncoder:
+    for loader in _LOADERS:
+        found = loader(name)
+        if found is not None:
+            return found
     path = Path(name)
     if path.is_dir():
         from sfumato.encoders.diffusers_vae import DiffusersEncoder

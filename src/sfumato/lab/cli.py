@@ -224,7 +224,7 @@ def _cmd_poison(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
                 source=args.source,
                 target=args.target,
                 **_schedule(args),
-                poison_encoders=args.poison_encoders,
+                poison_encoders=args.poison_encoders or (args.encoder,),
                 intensity=args.intensity,
                 budget=args.budget,
                 poison_eps=args.eps,
@@ -444,6 +444,7 @@ def _cmd_mimicry(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
                 countermeasure=args.countermeasure,
                 base=spec_for(args.encoder),
                 surrogate=surrogate,
+                cloak_encoders=args.cloak_encoders or (args.encoder,),
             )
         out = args.out or args.workdir / (
             "mimicry" + (f"-{args.countermeasure}" if args.countermeasure else "")
@@ -584,7 +585,12 @@ def add_lab_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     p.add_argument("--samples", type=int, default=200, help="images per prompt")
     p.add_argument("--guidance", type=_floats, default=(3.0, 1.0), help="guidance scales to evaluate")
     p.add_argument("--finetune-steps", type=_ints, default=(200, 400), help="fine-tuning lengths evaluated")
-    p.add_argument("--poison-encoders", type=_names, default=("flux2",), help="encoders the poisons attack")
+    p.add_argument(
+        "--poison-encoders",
+        type=_names,
+        default=None,
+        help="encoders the poisons attack (default: the base generator's, --encoder)",
+    )
     p.add_argument("--intensity", choices=("low", "default", "high"), default="high", help="poison budget")
     p.add_argument("--budget", choices=("jnd", "linf"), default="jnd", help="poison budget kind")
     p.add_argument(
@@ -666,6 +672,12 @@ def add_lab_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     p.add_argument("--finetune-lr", type=float, default=5e-4, help="fine-tuning learning rate")
     p.add_argument("--encoder", default="flux2", help="latent space of the base generator")
     p.add_argument("--base", type=Path, default=None, help="base checkpoint (default: the workdir's)")
+    p.add_argument(
+        "--cloak-encoders",
+        type=_names,
+        default=None,
+        help="encoders the encoder-only cloaks attack (default: the base generator's, --encoder)",
+    )
     _surrogate_options(p)
     p.add_argument(
         "--countermeasure",

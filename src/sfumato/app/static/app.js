@@ -62,7 +62,7 @@ function saveChoices() {
   const checked = (name) => { const input = document.querySelector(`input[name=${name}]:checked`); return input ? input.value : null; };
   const choices = {
     images: state.images, targets: state.targets, mode: mode(), style: checked("style"),
-    intensity: checked("intensity"), speed: checked("speed"),
+    intensity: checked("intensity"), speed: checked("speed"), family: checked("family"),
     concept: $("concept").value, as_concept: $("as-concept").value,
   };
   try { localStorage.setItem(SAVED, JSON.stringify(choices)); } catch (e) { /* private mode: no memory */ }
@@ -86,6 +86,7 @@ async function restoreChoices() {
       if (input) input.checked = true;
     };
     check("mode", saved.mode); check("style", saved.style); check("intensity", saved.intensity); check("speed", saved.speed);
+    check("family", saved.family);
     $("concept").value = saved.concept || "";
     $("as-concept").value = saved.as_concept || "";
   }
@@ -216,12 +217,13 @@ function renderChoices() {
       el("img", { class: "preview", alt: "", "data-style": s.name }),
       el("b", { text: s.name }),
       el("span", { text: s.help }))));
-  const presets = (holder, name, items) => $(holder).replaceChildren(...items.map((p) =>
+  const presets = (holder, name, items, first = "default") => $(holder).replaceChildren(...items.map((p) =>
     el("label", {},
-      el("input", Object.assign({ type: "radio", name, value: p.name }, p.name === "default" ? { checked: "" } : {})),
-      " ", el("b", { text: p.name }), el("span", { text: `: ${p.help}` }))));
+      el("input", Object.assign({ type: "radio", name, value: p.name }, p.name === first ? { checked: "" } : {})),
+      " ", el("b", { text: p.label || p.name }), el("span", { text: `: ${p.help}` }))));
   presets("intensities", "intensity", c.intensities);
   presets("speeds", "speed", c.speeds);
+  presets("families", "family", c.families, "auto");
   $("upload-limit").textContent = `PNG, JPEG, WebP, TIFF, BMP or still GIF, at least 64 px a side, up to ${mb(state.info.max_upload_bytes)} a file.`;
   $("version").textContent = `sfumato ${state.info.version}`;
 }
@@ -284,6 +286,7 @@ async function start() {
     images: state.images.map((u) => u.id),
     intensity: document.querySelector("input[name=intensity]:checked").value,
     speed: document.querySelector("input[name=speed]:checked").value,
+    family: document.querySelector("input[name=family]:checked").value,
   };
   if (request.mode === "cloak") request.style = document.querySelector("input[name=style]:checked").value;
   else Object.assign(request, {
@@ -360,7 +363,9 @@ function jobTitle(job) {
   const what = job.mode === "cloak"
     ? `Style protection (${job.options.style})`
     : `Concept poisoning: ${job.options.concept} → ${job.options.as_concept}`;
-  return `${what}, ${n} image${n === 1 ? "" : "s"}, ${job.options.intensity} intensity, ${job.speed} speed`;
+  const family = (state.info ? state.info.choices.families : []).find((f) => f.name === job.options.family);
+  const against = family ? `, against ${family.name === "auto" ? "all available generators" : family.label}` : "";
+  return `${what}, ${n} image${n === 1 ? "" : "s"}, ${job.options.intensity} intensity, ${job.speed} speed${against}`;
 }
 
 // "1 of 3 done, 2 stopped": what happened to each image, never "protected" (the verdict says how much).
@@ -649,7 +654,7 @@ async function init() {
   $("cancel-job").addEventListener("click", cancelJob);
   $("rerun-job").addEventListener("click", rerunJob);
   $("delete-job").addEventListener("click", deleteJob);
-  for (const name of ["intensity", "speed", "style"]) {
+  for (const name of ["intensity", "speed", "style", "family"]) {
     document.addEventListener("change", (e) => { if (e.target.name === name) updateStart(); });
   }
   $("viewer-close").addEventListener("click", closeViewer);

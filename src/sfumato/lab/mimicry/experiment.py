@@ -83,6 +83,7 @@ from sfumato.lab.mimicry.settings import (
     parse_condition,
     prompt_for_artist,
 )
+from sfumato.lab.models.autoencoders import register_lab_encoders
 from sfumato.lab.models.base import latents_for
 from sfumato.lab.models.latent_cache import images_checksum
 from sfumato.lab.models.text_encoder import TextEncoder
@@ -90,6 +91,8 @@ from sfumato.lab.storage import atomic_torch_save, merge_folder_settings
 
 SCORE = "score.json"
 Progress = Callable[[str], None]
+
+register_lab_encoders()  # the engine attacks the lab's own latent spaces by checkpoint path
 
 
 def _judge_key(judge: Judge) -> str:

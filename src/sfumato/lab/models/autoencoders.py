@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from sfumato.encoders import load_decoder, load_encoder
+from sfumato.encoders import ImageEncoder, load_decoder, load_encoder, register_loader
 
 
 def _is_private(name: str) -> bool:
@@ -34,3 +34,33 @@ def load_lab_decoder(name: str) -> torch.nn.Module:
 
         return load_private(name).decoder
     return load_decoder(name)
+
+
+class LabEncoder(ImageEncoder):
+    """A private autoencoder's encoder (its latent mean) as the engine's :class:`ImageEncoder`, so the
+    engine's attacks (``sfumato.cloak``/``shade``, the lab's poisons and cloaks) can aim at the lab's own
+    latent spaces, e.g. the SD-class one (``encoders=("<workdir>/sd-class-autoencoder/checkpoint.pt",)``)."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        from sfumato.lab.models.private_autoencoder import load_private
+
+        p = Path(path)
+        self.inner = load_private(p).encoder
+        self.name = f"private:{(p if p.is_dir() else p.parent).name}"
+        self.multiple = int(self.inner.multiple)
+        self.latent_channels = int(self.inner.latent_channels)
+        self.source = str(p)
+        self.freeze()
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x)
+
+
+def _private_loader(name: str) -> ImageEncoder | None:
+    return LabEncoder(name) if _is_private(name) else None
+
+
+def register_lab_encoders() -> None:
+    """Make the engine's encoder loader accept private-autoencoder checkpoints (idempotent)."""
+    register_loader(_private_loader)

@@ -25,7 +25,10 @@ from sfumato.budget import make_budget
 from sfumato.countermeasures.differentiable import ROBUST_RECIPE, ROBUST_STEP_FACTOR
 from sfumato.encoders import load_encoder
 from sfumato.encoders.ensemble import Ensemble
+from sfumato.lab.models.autoencoders import register_lab_encoders
 from sfumato.optimise import SPEED, attack
+
+register_lab_encoders()  # the engine attacks the lab's own latent spaces by checkpoint path
 
 
 @dataclass

@@ -189,6 +189,12 @@ def _surrogate_options(p: argparse.ArgumentParser) -> None:
     group.add_argument("--surrogate-encoder", default=None, help="black-box: a base in another latent space")
 
 
+def _protector_encoders(args: argparse.Namespace) -> tuple[str, ...]:
+    """The encoders the protector attacks by default: the latent space of the generator it holds, the
+    victim's own (``--encoder``) unless a black-box surrogate lives in another (``--surrogate-encoder``)."""
+    return (args.surrogate_encoder or args.encoder,)
+
+
 def _run_and_report(exp: Any, args: argparse.Namespace) -> int:
     """Run what is missing (unless ``--report-only``), then score every run with the workdir's judges."""
     if not args.report_only:
@@ -224,7 +230,7 @@ def _cmd_poison(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
                 source=args.source,
                 target=args.target,
                 **_schedule(args),
-                poison_encoders=args.poison_encoders or (args.encoder,),
+                poison_encoders=args.poison_encoders or _protector_encoders(args),
                 intensity=args.intensity,
                 budget=args.budget,
                 poison_eps=args.eps,
@@ -444,7 +450,7 @@ def _cmd_mimicry(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
                 countermeasure=args.countermeasure,
                 base=spec_for(args.encoder),
                 surrogate=surrogate,
-                cloak_encoders=args.cloak_encoders or (args.encoder,),
+                cloak_encoders=args.cloak_encoders or _protector_encoders(args),
             )
         out = args.out or args.workdir / (
             "mimicry" + (f"-{args.countermeasure}" if args.countermeasure else "")
@@ -589,7 +595,8 @@ def add_lab_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "--poison-encoders",
         type=_names,
         default=None,
-        help="encoders the poisons attack (default: the base generator's, --encoder)",
+        help="encoders the poisons attack (default: the protector's latent space: --surrogate-encoder, "
+        "else --encoder)",
     )
     p.add_argument("--intensity", choices=("low", "default", "high"), default="high", help="poison budget")
     p.add_argument("--budget", choices=("jnd", "linf"), default="jnd", help="poison budget kind")
@@ -676,7 +683,8 @@ def add_lab_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "--cloak-encoders",
         type=_names,
         default=None,
-        help="encoders the encoder-only cloaks attack (default: the base generator's, --encoder)",
+        help="encoders the encoder-only cloaks attack (default: the protector's latent space: "
+        "--surrogate-encoder, else --encoder)",
     )
     _surrogate_options(p)
     p.add_argument(

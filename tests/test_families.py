@@ -39,7 +39,9 @@ def test_the_ensemble_weighs_each_family_by_the_inverse_of_what_it_closes_alone(
     encoders, weights = default_ensemble()
     assert encoders == ("flux2", "sana") and sum(weights) == pytest.approx(1, abs=1e-3)
     # the family that gives way less easily gets more of the budget, in proportion
-    assert weights[0] * FAMILIES["flux2"].closed == pytest.approx(weights[1] * FAMILIES["sana"].closed, rel=1e-3)
+    assert weights[0] * FAMILIES["flux2"].closed == pytest.approx(
+        weights[1] * FAMILIES["sana"].closed, rel=1e-3
+    )
     encoders, weights = family_ensemble("flux2,sd")
     assert encoders == ("flux2", "sd") and weights[1] > weights[0]
     _, unmeasured = family_ensemble("flux2,sana,sdxl")  # unmeasured: weighted as the mean measured family
@@ -88,7 +90,10 @@ def test_the_cli_protects_against_the_chosen_family(tmp_path, capsys, weights_di
     assert main([*args, "--family", "sana", "--quiet"]) == 0
     report = json.loads((out / "a.png.json").read_text())
     assert report["settings"]["encoders"] == ["sana"]
-    assert report["effect"]["latents"]["sana"]["attacked"] and not report["effect"]["latents"]["flux2"]["attacked"]
+    assert (
+        report["effect"]["latents"]["sana"]["attacked"]
+        and not report["effect"]["latents"]["flux2"]["attacked"]
+    )
     capsys.readouterr()
 
     assert main([*args, "--family", "midjourney"]) == 2

@@ -162,7 +162,11 @@ def test_upload_cloak_compare_and_download(playwright: Any, server: str, tmp_pat
             assert page.inner_text("#figures") == ""  # the technical figures wait behind "details"
             page.click("#viewer-details summary")
             figures = page.inner_text("#figures")
-            assert "PSNR" in figures and "Latent movement (flux2)" in figures and "Latent movement (sana)" in figures
+            assert (
+                "PSNR" in figures
+                and "Latent movement (flux2)" in figures
+                and "Latent movement (sana)" in figures
+            )
             box = page.locator("#layers").bounding_box()
             assert box is not None
             page.mouse.click(box["x"] + box["width"] * 0.25, box["y"] + box["height"] / 2)  # drag point

@@ -45,6 +45,11 @@ def test_shade_in_flux2_is_weak_no_more_than_a_wrong_caption() -> None:
     assert v.level == "weak" and "wrong caption" in v.why
 
 
+def test_shade_in_the_sd_family_rests_on_the_lab_analogue() -> None:
+    v = verdict(report(0.3, mode="shade", encoders=("sd",)))
+    assert v.level == "weak" and "Stable Diffusion" in v.why and "wrong caption" in v.why
+
+
 def test_untested_space_is_weak_and_says_untested() -> None:
     v = verdict(report(0.5, encoders=("sana",)))
     assert v.level == "weak" and "not tested" in v.why

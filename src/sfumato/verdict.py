@@ -58,6 +58,11 @@ LAB_FINDINGS: dict[tuple[str, str], LabFinding] = {
         "in the lab, cloaks aimed at what the FLUX.2 family redraws moved it only 2-4 % of the way and "
         "left the copying of the style where it was",
     ),
+    ("shade", "sd"): LabFinding(
+        "weak",
+        "in the lab's analogue of Stable Diffusion's autoencoder, poisons made for it taught a model trained "
+        "on them no more than photos with a wrong caption would",
+    ),
     ("cloak", "*"): LabFinding(
         "weak",
         "the lab has not tested this model family; in the one it tested (FLUX.2) an invisible cloak "

@@ -25,56 +25,30 @@ AUTO = "auto"
 
 @dataclass(frozen=True)
 class Family:
-    """One latent-space family: its name on the command line, words for artists, and its measurement.
+    """One latent-space family: its name on the command line, its name for artists, the engine's encoder.
 
     ``closed`` is the mean share of the latent distance closed when the family's encoder is attacked
-    alone at the 35 dB preset (photos and paintings, 128 and 256 px); ``measured_on`` says which
-    encoder that figure comes from (an analogue when the family's own encoder was not at hand);
-    ``None`` means unmeasured, and the family is weighted as the mean measured family.
+    alone at the 35 dB preset (photos and paintings, 128 and 256 px); ``None`` means unmeasured, and the
+    family is weighted as the mean measured family.
     """
 
     name: str
     label: str
-    models: str
     encoder: str
     closed: float | None
-    measured_on: str
     fetchable: bool  # sfumato downloads and verifies its encoder weights itself
 
 
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
-        Family(
-            "flux2",
-            "FLUX.2",
-            "FLUX.2 (Black Forest Labs)",
-            "flux2",
-            0.255,
-            "the tiny FLUX.2 encoder (TAEF2)",
-            True,
-        ),
-        Family(
-            "sana",
-            "Sana",
-            "Sana (NVIDIA)",
-            "sana",
-            0.2524,
-            "the tiny Sana encoder (TAESana)",
-            True,
-        ),
-        Family(
-            "sd",
-            "Stable Diffusion 1.x/2.x",
-            "Stable Diffusion 1.x and 2.x and their fine-tunes",
-            "sd",
-            0.226,
-            "the lab's SD-class autoencoder (4 channels, KL-regularised), an analogue of TAESD",
-            False,
-        ),
-        Family("sdxl", "Stable Diffusion XL", "SDXL and its fine-tunes", "sdxl", None, "unmeasured", False),
-        Family("sd3", "Stable Diffusion 3", "Stable Diffusion 3 and 3.5", "sd3", None, "unmeasured", False),
-        Family("flux1", "FLUX.1", "FLUX.1 (Black Forest Labs)", "flux1", None, "unmeasured", False),
+        Family("flux2", "FLUX.2", "flux2", 0.255, True),  # measured on TAEF2 itself
+        Family("sana", "Sana", "sana", 0.2524, True),  # measured on TAESana itself
+        # measured on the lab's SD-class autoencoder (4 channels, KL-regularised), an analogue of TAESD
+        Family("sd", "Stable Diffusion 1.x/2.x", "sd", 0.226, False),
+        Family("sdxl", "Stable Diffusion XL", "sdxl", None, False),
+        Family("sd3", "Stable Diffusion 3", "sd3", None, False),
+        Family("flux1", "FLUX.1", "flux1", None, False),
     )
 }
 

@@ -392,3 +392,32 @@ def test_generator_aware_conditions_parse() -> None:
     assert parse_condition("metacloak-high").variant("neon") == "metacloak-high-neon"
     with pytest.raises(ValueError, match="advdm-<i>"):
         parse_condition("advdm")
+
+
+def test_runs_of_another_workdir_are_merged_into_the_report(
+    finished: MimicryExperiment, judge, tmp_path: Path
+) -> None:
+    from sfumato.lab.mimicry.experiment import runs_from_summary
+
+    exp = finished
+    own = json.loads(exp.finish(judge[0]).read_text())
+    assert all("scores" in r for r in own["runs"])
+    old = json.loads(json.dumps(own))  # as written before runs kept their scores, by a seed-1 workdir
+    old["settings"]["seeds"] = [1]
+    old["runs"] = [{k: v for k, v in r.items() if k != "scores"} | {"seed": 1} for r in old["runs"]]
+    assert [r["scores"] for r in runs_from_summary(old)] == [r["scores"] for r in own["runs"]]
+    (tmp_path / "results.json").write_text(json.dumps(old))
+
+    merged = json.loads(exp.finish(judge[0], merge=[tmp_path]).read_text())
+    assert merged["settings"]["seeds"] == [0, 1] and len(merged["runs"]) == 2 * len(own["runs"])
+    entry = merged["summary"]["van-gogh"]["cloak-default"]["L2-w3"]
+    assert entry["seeds"] == 2
+    assert entry["mimicry"]["mean"] == pytest.approx(
+        own["summary"]["van-gogh"]["cloak-default"]["L2-w3"]["mimicry"]["mean"]
+    )
+    assert "(seed 0)" in (exp.out / "report.md").read_text()
+    other = old | {"settings": {**old["settings"], "style": "neon"}}
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    with pytest.raises(ValueError, match="style"):
+        exp.finish(judge[0], merge=[tmp_path / "other.json"])
+    exp.finish(judge[0])

@@ -487,3 +487,65 @@ def test_surrogate_trained_poisons_are_a_pool_method(base: Path, workdir: Path, 
     with pytest.raises(ValueError, match="surrogate"):
         Experiment(grey, workdir / "poison-mist-grey", base, CIFAR_ZIP, text=text, progress=None)
     assert "surrogate" in grey.poison_settings() and "surrogate" not in config.poison_settings()
+
+
+def _as_old_seed(results: dict, seed: int) -> dict:
+    """``results`` as a file written before runs kept their scores, made by another workdir at ``seed``."""
+    old = json.loads(json.dumps(results))
+    old["settings"]["seeds"] = [seed]
+    old["runs"] = [{k: v for k, v in r.items() if k != "scores"} | {"seed": seed} for r in old["runs"]]
+    return old
+
+
+def test_runs_of_another_workdir_are_merged_into_the_report(
+    base: Path, workdir: Path, judges: list, text: TextEncoder, tmp_path: Path
+) -> None:
+    from sfumato.lab.judging.scoring import summarise
+    from sfumato.lab.poison.experiment import runs_from_summary
+
+    out = workdir / "poison"
+    if not (out / "results.json").exists():
+        pytest.skip("needs test_experiment_end_to_end's folder")
+    exp = Experiment(
+        PoisonConfig.from_dict(json.loads((out / "settings.json").read_text())),
+        out,
+        base,
+        CIFAR_ZIP,
+        text=text,
+        progress=None,
+    )
+    own = json.loads(exp.finish(judges[:2], judges[2]).read_text())
+    assert all("scores" in r for r in own["runs"]) and own["carried_from"] == {}
+    # An old single-seed file's summary gives its runs' scores back exactly.
+    old = _as_old_seed(own, 1)
+    classes = {p: v["classes"] for p, v in own["prompts"].items()}
+    assert summarise(runs_from_summary(old), classes) == own["summary"]
+    earlier = tmp_path / "seed1" / "results.json"
+    earlier.parent.mkdir()
+    earlier.write_text(json.dumps(old))
+
+    merged = json.loads(exp.finish(judges[:2], judges[2], merge=[earlier.parent]).read_text())
+    assert merged["settings"]["seeds"] == [0, 1]
+    assert merged["carried_from"] == {str(earlier): len(own["runs"])}
+    cell = merged["summary"]["shade"]["L2-w3"]["3"]["judges"]["pixel"][prompt_for("dog")]["cat"]
+    mine = own["summary"]["shade"]["L2-w3"]["3"]["judges"]["pixel"][prompt_for("dog")]["cat"]
+    assert cell["n"] == 2 and cell["mean"] == pytest.approx(mine["mean"]) and cell["std"] == 0
+    assert "(seed 0)" in (out / "report.md").read_text()  # the grid shows a seed whose images are here
+    # A run this workdir holds is never replaced by a carried copy.
+    same_seed = tmp_path / "seed0.json"
+    same_seed.write_text(json.dumps(_as_old_seed(own, 0)))
+    again = json.loads(exp.finish(judges[:2], judges[2], merge=[same_seed]).read_text())
+    assert again["summary"] == own["summary"] and again["carried_from"] == {}
+    # Another experiment, or an old file whose seeds cannot be told apart, is refused.
+    other = _as_old_seed(own, 1) | {"settings": {**old["settings"], "samples": 5}}
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    with pytest.raises(ValueError, match="samples"):
+        exp.finish(judges[:2], judges[2], merge=[tmp_path / "other.json"])
+    two = _as_old_seed(own, 1)
+    two["runs"] += [r | {"seed": 2} for r in two["runs"]]
+    (tmp_path / "two.json").write_text(json.dumps(two))
+    with pytest.raises(ValueError, match="cannot be split"):
+        exp.finish(judges[:2], judges[2], merge=[tmp_path / "two.json"])
+    with pytest.raises(FileNotFoundError):
+        exp.finish(judges[:2], judges[2], merge=[tmp_path / "missing"])
+    exp.finish(judges[:2], judges[2])

@@ -189,6 +189,18 @@ def _surrogate_options(p: argparse.ArgumentParser) -> None:
     group.add_argument("--surrogate-encoder", default=None, help="black-box: a base in another latent space")
 
 
+def _merge_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--merge",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="RESULTS",
+        help="also report the runs of an earlier results.json (or its folder) of the same experiment, e.g. "
+        "seed 0 made in another workdir; repeatable",
+    )
+
+
 def _protector_encoders(args: argparse.Namespace) -> tuple[str, ...]:
     """The encoders the protector attacks by default: the latent space of the generator it holds, the
     victim's own (``--encoder``) unless a black-box surrogate lives in another (``--surrogate-encoder``)."""
@@ -203,7 +215,8 @@ def _run_and_report(exp: Any, args: argparse.Namespace) -> int:
     if not voters:
         print("no trained judges yet ('sfumato lab judges'): generated images are kept; rerun to score")
         return EXIT_OK
-    results = exp.finish(voters, features)
+    merge = getattr(args, "merge", [])
+    results = exp.finish(voters, features, merge=merge) if merge else exp.finish(voters, features)
     print(f"results: {results}\nreport:  {results.parent / 'report.md'}")
     return EXIT_OK
 
@@ -469,7 +482,7 @@ def _cmd_mimicry(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         if not args.report_only:
             train_style_judge(args.workdir, args.shared, config.judge, bars=not args.quiet)
             exp.run_all()
-        results = exp.finish(load_style_judge(args.workdir, config.judge))
+        results = exp.finish(load_style_judge(args.workdir, config.judge), merge=args.merge)
     except (FileNotFoundError, ValueError) as e:
         _err(str(e))
         return EXIT_FAILED
@@ -616,6 +629,7 @@ def add_lab_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     )
     p.add_argument("-o", "--out", type=Path, default=None, help="experiment folder")
     p.add_argument("--report-only", action="store_true", help="score and report the finished runs only")
+    _merge_option(p)
     p.set_defaults(func=_cmd_poison, subparser=p)
 
     p = cmds.add_parser(
@@ -696,4 +710,5 @@ def add_lab_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "-o", "--out", type=Path, default=None, help="experiment folder (WORKDIR/mimicry[-COUNTERMEASURE])"
     )
     p.add_argument("--report-only", action="store_true", help="score and report the finished runs only")
+    _merge_option(p)
     p.set_defaults(func=_cmd_mimicry, subparser=p)

@@ -72,6 +72,7 @@ from sfumato.lab.finetune_runs import finetune_and_sample
 from sfumato.lab.judging.classifiers import Judge
 from sfumato.lab.judging.evaluation import shares
 from sfumato.lab.judging.scoring import mean_std
+from sfumato.lab.merging import carried_runs, combine, merged_seeds, sources_note
 from sfumato.lab.mimicry.settings import (
     CAPTION_TEMPLATES,
     FOLDER_KINDS,
@@ -103,6 +104,26 @@ def _judge_key(judge: Judge) -> str:
 def _log(progress: Progress | None, message: str) -> None:
     if progress is not None:
         progress(message)
+
+
+def run_key(run: dict[str, Any]) -> tuple[str, str, int]:
+    return run["artist"], run["condition"], int(run["seed"])
+
+
+def runs_from_summary(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs of a single-seed results file written before runs kept their scores, each with the
+    shares its summary holds (with one seed, a summary entry's mean is that run's share)."""
+    summary = results["summary"]
+    return [
+        {
+            **r,
+            "scores": {
+                setting: {c: stat["mean"] for c, stat in entry["shares"].items()}
+                for setting, entry in summary[r["artist"]][r["condition"]].items()
+            },
+        }
+        for r in results["runs"]
+    ]
 
 
 class MimicryExperiment:
@@ -647,12 +668,27 @@ class MimicryExperiment:
         s = self.settings
         return f"L{max(s.finetune_steps)}-w{s.guidance[0]:g}"
 
-    def finish(self, judge: Judge, extra: dict[str, Any] | None = None) -> Path:
-        """Score every finished run and write ``results.json``, ``report.md`` and the figures."""
+    def carried(self, sources: Sequence[str | Path]) -> list[dict[str, Any]]:
+        """The runs of earlier results files (``--merge``) that belong to this folder's experiment."""
+        s = self.settings
+        return carried_runs(
+            sources,
+            schema=SCHEMA,
+            settings=s.to_dict(),
+            growable=GROWABLE,
+            within=lambda r: r["artist"] in s.artists and r["condition"] in s.conditions,
+            from_summary=runs_from_summary,
+        )
+
+    def finish(
+        self, judge: Judge, extra: dict[str, Any] | None = None, merge: Sequence[str | Path] = ()
+    ) -> Path:
+        """Score every finished run (and the runs carried over from ``merge``'s results files) and write
+        ``results.json``, ``report.md`` and the figures."""
         from sfumato.lab.mimicry.report import write_mimicry_report
 
         s = self.settings
-        runs = self.score(judge)
+        runs = combine(self.score(judge), self.carried(merge), run_key)
         summary = self.summarise(runs)
         main = self.main_setting()
         protection = {
@@ -682,7 +718,7 @@ class MimicryExperiment:
             }
         results = {
             "schema": SCHEMA,
-            "settings": s.to_dict(),
+            "settings": s.to_dict() | {"seeds": merged_seeds(s.seeds, runs)},
             "base_checkpoint": str(self.base_checkpoint),
             "judge": {
                 "name": judge.name,
@@ -709,7 +745,8 @@ class MimicryExperiment:
             "protection": protection,
             "summary": summary,
             "goal": goal,
-            "runs": [{k: v for k, v in r.items() if k != "scores"} for r in runs],
+            "runs": runs,
+            "carried_from": sources_note(runs),
             **(extra or {}),
         }
         atomic_write_text(self.out / "results.json", json.dumps(results, indent=1) + "\n")

@@ -112,18 +112,21 @@ def decoded_plot(results: dict[str, Any], setting: str, path: Any) -> tuple[bool
     return True, float(np.corrcoef(xs, ys)[0, 1]) if xs.std() > 0 and ys.std() > 0 else None
 
 
-def sample_grid(exp: Any, setting: str, conditions: list[str]) -> Image.Image | None:
-    """Per artist, ``GRID_IMAGES`` images drawn for its prompt under each of ``conditions`` (first seed)."""
-    rows = []
-    seed = exp.settings.seeds[0]
-    for artist in exp.settings.artists:
-        prompt = prompt_for_artist(artist)
-        for c in conditions:
-            path = exp.run_dir(artist, c, seed) / f"samples-{setting}.pt"
-            if path.exists():
-                images = torch.load(path, weights_only=True)[prompt][:GRID_IMAGES]
-                rows.append(labelled(image_grid(images, columns=images.shape[0]), f"{artist}, {c}"))
-    return stack(rows) if rows else None
+def sample_grid(exp: Any, setting: str, conditions: list[str]) -> tuple[Image.Image | None, int | None]:
+    """Per artist, ``GRID_IMAGES`` images drawn for its prompt under each of ``conditions``, and the seed
+    they come from: the first whose images this workdir holds (carried-over runs have none)."""
+    for seed in exp.settings.seeds:
+        rows = []
+        for artist in exp.settings.artists:
+            prompt = prompt_for_artist(artist)
+            for c in conditions:
+                path = exp.run_dir(artist, c, seed) / f"samples-{setting}.pt"
+                if path.exists():
+                    images = torch.load(path, weights_only=True)[prompt][:GRID_IMAGES]
+                    rows.append(labelled(image_grid(images, columns=images.shape[0]), f"{artist}, {c}"))
+        if rows:
+            return stack(rows), seed
+    return None, None
 
 
 def works_grid(exp: Any, condition: str) -> Image.Image | None:

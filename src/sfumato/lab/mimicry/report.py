@@ -246,7 +246,7 @@ def _finetuning_length(x: _Context) -> list[str]:
 
 def _figures(x: _Context, exp: Any) -> list[str]:
     """Draws the per-condition plot, the decoded-views plot and the grids into ``exp.out``; their Markdown."""
-    results, setting, s = x.results, x.setting, x.s
+    results, setting = x.results, x.setting
     conditions_plot(results, setting, exp.out / "conditions.png")
     lines = ["![mimicry success per condition](conditions.png)", ""]
     drawn, r = decoded_plot(results, setting, exp.out / "decoded.png")
@@ -261,11 +261,11 @@ def _figures(x: _Context, exp: Any) -> list[str]:
             "",
         ]
     shown = [c for c in ("clean", "cloak-default", "views-default", "auto-default") if c in x.conds]
-    grid = sample_grid(exp, setting, shown)
+    grid, seed = sample_grid(exp, setting, shown)
     if grid is not None:
         save_png(grid, exp.out / "samples.png")
         lines += [
-            f"Images drawn for each artist's prompt (seed {s['seeds'][0]}):",
+            f"Images drawn for each artist's prompt (seed {seed}):",
             "",
             "![samples](samples.png)",
             "",

@@ -47,6 +47,7 @@ from sfumato.lab.data.captions import captions_for, prompt_for
 from sfumato.lab.data.datasets import load_cifar
 from sfumato.lab.finetune_runs import finetune_and_sample
 from sfumato.lab.judging.evaluation import generate
+from sfumato.lab.merging import carried_runs, combine, merged_seeds, sources_note
 from sfumato.lab.models.autoencoders import load_lab_decoder
 from sfumato.lab.models.base import latents_for
 from sfumato.lab.models.latent_cache import to_unit
@@ -67,6 +68,41 @@ if TYPE_CHECKING:
     from sfumato.lab.poison.gradient_match import GradientPoisoner
 
 Progress = Callable[[str], None]
+SCHEMA = "sfumato.lab.poison/1"
+
+
+def run_key(run: dict[str, Any]) -> tuple[str, int, int]:
+    return run["method"], int(run["dose"]), int(run["seed"])
+
+
+def runs_from_summary(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs of a single-seed results file written before runs kept their scores, each with the
+    scores its summary holds (with one seed, a summary entry's mean is that run's share); the N = 0 run is
+    listed under every method with the same figures, so the first method's copy is read."""
+    summary = results["summary"]
+    runs = []
+    for r in results["runs"]:
+        dose = str(r["dose"])
+        methods = [r["method"]] if r["method"] != "clean" else list(summary)
+        method = next(m for m in methods if any(dose in per for per in summary[m].values()))
+        scores: dict[str, Any] = {}
+        for setting, per_dose in summary[method].items():
+            if dose not in per_dose:
+                continue
+            entry = per_dose[dose]
+            scores[setting] = {
+                "shares": {
+                    judge: {
+                        p: {c: stat["mean"] for c, stat in per_class.items()}
+                        for p, per_class in prompts.items()
+                    }
+                    for judge, prompts in entry["judges"].items()
+                }
+            }
+            if "frechet" in entry:
+                scores[setting]["frechet"] = {c: stat["mean"] for c, stat in entry["frechet"].items()}
+        runs.append({**r, "scores": scores})
+    return runs
 
 
 def _log(progress: Progress | None, message: str) -> None:
@@ -502,18 +538,43 @@ class Experiment:
             )
         return runs
 
+    def carried(self, sources: Sequence[str | Path]) -> list[dict[str, Any]]:
+        """The runs of earlier results files (``--merge``) that belong to this folder's experiment."""
+        c = self.config
+
+        def within(r: dict[str, Any]) -> bool:
+            return (
+                r["dose"] in c.doses
+                and (r["method"] == "clean") == (r["dose"] == 0)
+                and (r["method"] == "clean" or r["method"] in c.methods)
+            )
+
+        return carried_runs(
+            sources,
+            schema=SCHEMA,
+            settings=c.to_dict(),
+            growable=GROWABLE,
+            within=within,
+            from_summary=runs_from_summary,
+        )
+
     def finish(
-        self, judges: Sequence[Any], features: Any | None, extra: dict[str, Any] | None = None
+        self,
+        judges: Sequence[Any],
+        features: Any | None,
+        extra: dict[str, Any] | None = None,
+        merge: Sequence[str | Path] = (),
     ) -> Path:
-        """Score every finished run and write ``results.json``, ``report.md`` and the figures."""
+        """Score every finished run (and the runs carried over from ``merge``'s results files) and write
+        ``results.json``, ``report.md`` and the figures."""
         from sfumato.lab.judging.scoring import summarise
         from sfumato.lab.poison.report import write_poison_report
 
-        runs = self.score(judges, features)
+        runs = combine(self.score(judges, features), self.carried(merge), run_key)
         summary = summarise(runs, self.classes_of_prompt())
         results = {
-            "schema": "sfumato.lab.poison/1",
-            "settings": self.config.to_dict(),
+            "schema": SCHEMA,
+            "settings": self.config.to_dict() | {"seeds": merged_seeds(self.config.seeds, runs)},
             "base_checkpoint": str(self.base_checkpoint),
             "judges": {j.name: j.info for j in judges},
             "features": None if features is None else {features.name: features.info},
@@ -524,7 +585,8 @@ class Experiment:
                 for p, r in self.config.prompts().items()
             },
             "summary": summary,
-            "runs": [{k: v for k, v in r.items() if k != "scores"} for r in runs],
+            "runs": runs,
+            "carried_from": sources_note(runs),
             **(extra or {}),
         }
         atomic_write_text(self.out / "results.json", json.dumps(results, indent=1) + "\n")

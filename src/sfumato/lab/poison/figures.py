@@ -53,21 +53,25 @@ def dose_response_plot(
     save_figure(fig, path)
 
 
-def sample_grid(exp: Any, setting: str, source_prompt: str) -> Image.Image | None:
-    """``GRID_IMAGES`` images drawn for ``source_prompt`` per method and dose (first seed), one row each."""
-    rows = []
+def sample_grid(exp: Any, setting: str, source_prompt: str) -> tuple[Image.Image | None, int | None]:
+    """``GRID_IMAGES`` images drawn for ``source_prompt`` per method and dose, one row each, and the seed
+    they come from: the first whose images this workdir holds (runs carried over from another workdir's
+    results have scores but no images)."""
     doses = [d for d in exp.config.doses if d in GRID_DOSES]
     if doses in ([], [0]):  # a folder without N = 50 or 200 shows the doses it has
         doses = list(exp.config.doses)
-    for method in ["clean", *exp.config.methods]:
-        for dose in doses:
-            if (method == "clean") != (dose == 0):
-                continue
-            folder = exp.run_dir(method, dose, exp.config.seeds[0])
-            path = folder / f"samples-{setting}.pt"
-            if not path.exists():
-                continue
-            images = torch.load(path, weights_only=True)[source_prompt][:GRID_IMAGES]
-            label = "no poison" if dose == 0 else f"{method}, N={dose}"
-            rows.append(labelled(image_grid(images, columns=GRID_IMAGES, scale=1), label))
-    return stack(rows) if rows else None
+    for seed in exp.config.seeds:
+        rows = []
+        for method in ["clean", *exp.config.methods]:
+            for dose in doses:
+                if (method == "clean") != (dose == 0):
+                    continue
+                path = exp.run_dir(method, dose, seed) / f"samples-{setting}.pt"
+                if not path.exists():
+                    continue
+                images = torch.load(path, weights_only=True)[source_prompt][:GRID_IMAGES]
+                label = "no poison" if dose == 0 else f"{method}, N={dose}"
+                rows.append(labelled(image_grid(images, columns=GRID_IMAGES, scale=1), label))
+        if rows:
+            return stack(rows), seed
+    return None, None

@@ -257,11 +257,11 @@ def _figures(x: _Context, exp: Any) -> list[str]:
         f"'{x.source_prompt}' -> {x.target} (guidance {x.guidance:g})",
     )
     lines = ["", "![dose response](dose_response.png)", ""]
-    grid = sample_grid(exp, x.main, x.source_prompt)
+    grid, seed = sample_grid(exp, x.main, x.source_prompt)
     if grid is not None:
         save_png(grid, exp.out / "samples.png")
         lines += [
-            f"Images drawn for '{x.source_prompt}' (seed {x.c['seeds'][0]}):",
+            f"Images drawn for '{x.source_prompt}' (seed {seed}):",
             "",
             "![samples](samples.png)",
             "",

@@ -88,4 +88,4 @@ def test_the_lab_is_in_rooms() -> None:
     rooms = {p.name for p in lab.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     assert {"data", "models", "judging", "poison", "mimicry", "robustness"} <= rooms
     top = {p.stem for p in lab.glob("*.py")}
-    assert top == {"__init__", "cli", "figures", "finetune_runs", "storage"}
+    assert top == {"__init__", "cli", "figures", "finetune_runs", "merging", "storage"}

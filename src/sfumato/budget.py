@@ -58,18 +58,29 @@ class Budget:
 
     def allowance(self, rgb: torch.Tensor) -> torch.Tensor:
         """Per-pixel bound (B, 1, H, W) for images (B, 3, H, W) in [0, 1]."""
+        return self.allowance_rows(rgb, 0, rgb.shape[-2])
+
+    def allowance_rows(self, rgb: torch.Tensor, top: int, bottom: int) -> torch.Tensor:
+        """Rows ``top:bottom`` of :meth:`allowance` (B, 1, bottom - top, W), bit for bit, without the rest.
+
+        The tiled optimiser asks for one row of tiles at a time, so a large image never holds its whole
+        allowance. In row bands with a halo: the threshold map needs a dozen whole-image temporaries
+        (0.5 GB at 12 MP), the allowance only itself. Every filter reaches at most _HALO rows, so bands
+        are exact; the bands are always cut at the same rows (multiples of ``band_rows``), whatever rows
+        are asked for, so every caller gets the same figures.
+        """
         if self.kind == "linf":
-            return torch.full_like(rgb[:, :1], self.eps)
-        # In row bands with a halo: the threshold map needs a dozen whole-image temporaries (0.5 GB at
-        # 12 MP), the allowance only itself. Every filter reaches at most _HALO rows, so bands are exact.
+            return torch.full_like(rgb[:, :1, top:bottom], self.eps)
         h = rgb.shape[-2]
-        out = torch.empty_like(rgb[:, :1])
+        out = torch.empty_like(rgb[:, :1, top:bottom])
         rows = band_rows(rgb.shape[-1], _BAND)
-        for top in range(0, h, rows):
-            bottom = min(top + rows, h)
-            t0, t1 = max(0, top - _HALO), min(h, bottom + _HALO)
-            jnd = jnd_map(rgb[..., t0:t1, :])[..., top - t0 : top - t0 + (bottom - top), :] / 255
-            out[..., top:bottom, :] = (self.scale * jnd).clamp(MIN_ALLOWANCE, self.eps)
+        for start in range(top - top % rows, bottom, rows):
+            end = min(start + rows, h)
+            t0, t1 = max(0, start - _HALO), min(h, end + _HALO)
+            jnd = jnd_map(rgb[..., t0:t1, :])[..., start - t0 : start - t0 + (end - start), :] / 255
+            band = (self.scale * jnd).clamp(MIN_ALLOWANCE, self.eps)
+            lo, hi = max(start, top), min(end, bottom)
+            out[..., lo - top : hi - top, :] = band[..., lo - start : hi - start, :]
         return out
 
     def describe(self) -> dict[str, float | str]:

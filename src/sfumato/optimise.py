@@ -9,14 +9,17 @@ with feathered weights, which keeps every pixel inside its allowance.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from sfumato.countermeasures.views import TrainingViews
 from sfumato.encoders.base import ImageEncoder
 from sfumato.encoders.ensemble import Ensemble, pad_to_multiple
+from sfumato.quality import as_unit
 
 # steps: encoder forward+backward passes per tile. lr: the first step, as a fraction of each
 # pixel's allowance; it decays linearly to a hundredth of that.
@@ -179,11 +182,112 @@ def _feather(h: int, w: int, top: bool, bottom: bool, left: bool, right: bool, o
     return ramp(h, top, bottom)[:, None] * ramp(w, left, right)[None, :]
 
 
-def protect_tensor(
+#: Rows ``top:bottom`` of the per-pixel allowance, (B, 1, bottom - top, W): the tiled optimiser asks for one
+#: row of tiles at a time, so a large image never holds its whole allowance (``Budget.allowance_rows``).
+AllowanceRows = Callable[[int, int], torch.Tensor]
+
+
+def _rows_of(allowance: torch.Tensor | AllowanceRows) -> AllowanceRows:
+    if isinstance(allowance, torch.Tensor):
+        return lambda top, bottom: allowance[..., top:bottom, :]
+    return allowance
+
+
+def _one_piece(x: torch.Tensor, tile: int, overlap: int, views: TrainingViews | None) -> bool:
+    """Whether ``x`` is attacked whole: training views see the whole image, and a small one is one tile."""
+    h, w = x.shape[-2:]
+    one_tile = len(tile_grid(h, tile, overlap)[0]) == 1 and len(tile_grid(w, tile, overlap)[0]) == 1
+    return views is not None or one_tile
+
+
+def _attack_whole(
     x: torch.Tensor,
     target: torch.Tensor,
     ensemble: Ensemble,
     allowance: torch.Tensor,
+    views: TrainingViews | None,
+    transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None,
+    **kw: Any,
+) -> torch.Tensor:
+    if views is not None:
+        z_target: list[torch.Tensor] = []
+        transform = views.bind(x, target, ensemble, kw["seed"], then=transform)
+    else:
+        with torch.no_grad():
+            z_target = ensemble.encode(target)
+    return attack(x, z_target, ensemble, allowance, transform=transform, **kw).delta
+
+
+def _tiled_bands(
+    x: torch.Tensor,
+    target: torch.Tensor,
+    ensemble: Ensemble,
+    allowance: AllowanceRows,
+    *,
+    steps: int,
+    seed: int,
+    tile: int,
+    overlap: int,
+    progress: ProgressFn | None,
+    **kw: Any,
+) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """The perturbation of ``x``, attacked tile by tile, handed out in final row bands, top to bottom.
+
+    Tiles are attacked one row of tiles at a time and blended with feathered weights; the rows above the
+    next row of tiles are final once a row is done, so only one row of tiles' worth of blending buffers
+    (and of allowance) exists at any time, whatever the image's height. Each yielded band (top, bottom,
+    delta) is a view that the next step reuses: use or copy it at once. Every pixel's sums are formed in
+    the same order as a whole-image accumulation would form them, so the result is the same bit for bit.
+    """
+    h, w = x.shape[-2:]
+    (tops, tile_h), (lefts, tile_w) = tile_grid(h, tile, overlap), tile_grid(w, tile, overlap)
+    total = len(tops) * len(lefts) * steps
+    done, band_top = 0, 0
+    acc, norm = x.new_zeros((x.shape[0], x.shape[1], 0, w)), x.new_zeros((x.shape[0], 1, 0, w))
+    for i, top in enumerate(tops):
+        bottom = top + tile_h
+        grown = x.new_zeros((x.shape[0], x.shape[1], bottom - band_top, w))
+        grown_norm = x.new_zeros((x.shape[0], 1, bottom - band_top, w))
+        grown[..., : acc.shape[-2], :] = acc
+        grown_norm[..., : norm.shape[-2], :] = norm
+        acc, norm = grown, grown_norm
+        allowed = allowance(top, bottom)
+        for j, left in enumerate(lefts):
+            box = (..., slice(top, bottom), slice(left, left + tile_w))
+            local = (..., slice(top - band_top, bottom - band_top), slice(left, left + tile_w))
+            with torch.no_grad():
+                z_target = ensemble.encode(target[box])
+
+            def tile_progress(step: int, n: int, offset: int = done) -> None:
+                if progress is not None:
+                    progress(offset + step, total)
+
+            delta = attack(
+                x[box],
+                z_target,
+                ensemble,
+                allowed[..., left : left + tile_w],
+                steps=steps,
+                seed=seed + 1000 * i + j,
+                progress=tile_progress,
+                **kw,
+            ).delta
+            th, tw = delta.shape[-2:]
+            weight = _feather(th, tw, i > 0, i < len(tops) - 1, j > 0, j < len(lefts) - 1, overlap)
+            acc[local] += delta * weight
+            norm[local] += weight
+            done += steps
+        final = tops[i + 1] if i + 1 < len(tops) else h
+        k = final - band_top
+        yield band_top, final, acc[..., :k, :].div_(norm[..., :k, :].clamp_min_(1e-12))
+        acc, norm, band_top = acc[..., k:, :], norm[..., k:, :], final
+
+
+def protect_tensor(
+    x: torch.Tensor,
+    target: torch.Tensor,
+    ensemble: Ensemble,
+    allowance: torch.Tensor | AllowanceRows,
     *,
     steps: int,
     lr: float,
@@ -199,67 +303,55 @@ def protect_tensor(
 ) -> torch.Tensor:
     """Attack ``x`` (1, 3, H, W) toward ``target``'s latents, tile by tile; returns the perturbation.
 
+    ``allowance``: the per-pixel bound, whole or as a function of rows (see :data:`AllowanceRows`).
     With ``views``, the latents pulled are those of random training views of the whole image (no
     tiles; ``transform``, if any, is applied to each view), see :mod:`sfumato.countermeasures.views`.
     ``objective`` replaces the latent distance as the loss (see :func:`attack`), tile by tile too.
     """
-    h, w = x.shape[-2:]
-    (tops, tile_h), (lefts, tile_w) = tile_grid(h, tile, overlap), tile_grid(w, tile, overlap)
-    total = len(tops) * len(lefts) * steps
-    if views is not None or (len(tops) == 1 and len(lefts) == 1):
-        if views is not None:
-            z_target: list[torch.Tensor] = []
-            transform = views.bind(x, target, ensemble, seed, then=transform)
-        else:
-            with torch.no_grad():
-                z_target = ensemble.encode(target)
-        return attack(
-            x,
-            z_target,
-            ensemble,
-            allowance,
-            steps=steps,
-            lr=lr,
-            method=method,
-            shared_channels=shared_channels,
-            seed=seed,
-            progress=progress,
-            transform=transform,
-            objective=objective,
-        ).delta
-    acc = torch.zeros_like(x)
-    norm = torch.zeros_like(x[:, :1])
-    done = 0
-    for i, top in enumerate(tops):
-        for j, left in enumerate(lefts):
-            box = (..., slice(top, top + tile_h), slice(left, left + tile_w))
-            with torch.no_grad():
-                z_target = ensemble.encode(target[box])
+    rows = _rows_of(allowance)
+    kw: dict[str, Any] = dict(
+        steps=steps, lr=lr, method=method, shared_channels=shared_channels, seed=seed, objective=objective
+    )
+    if _one_piece(x, tile, overlap, views):
+        whole = rows(0, x.shape[-2])
+        return _attack_whole(x, target, ensemble, whole, views, transform, progress=progress, **kw)
+    out = torch.empty_like(x)
+    for top, bottom, delta in _tiled_bands(
+        x, target, ensemble, rows, tile=tile, overlap=overlap, progress=progress, transform=transform, **kw
+    ):
+        out[..., top:bottom, :] = delta
+    return out
 
-            def tile_progress(step: int, n: int, offset: int = done) -> None:
-                if progress is not None:
-                    progress(offset + step, total)
 
-            delta = attack(
-                x[box],
-                z_target,
-                ensemble,
-                allowance[box],
-                steps=steps,
-                lr=lr,
-                method=method,
-                shared_channels=shared_channels,
-                seed=seed + 1000 * i + j,
-                progress=tile_progress,
-                transform=transform,
-                objective=objective,
-            ).delta
-            th, tw = delta.shape[-2:]
-            weight = _feather(th, tw, i > 0, i < len(tops) - 1, j > 0, j < len(lefts) - 1, overlap)
-            acc[box] += delta * weight
-            norm[box] += weight
-            done += steps
-    return acc.div_(norm.clamp_min_(1e-12))  # in place: no third whole-image buffer
+def to_8bit(x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    """``x + delta`` as a saved file holds it: rounded to 8 bits (uint8). ``delta`` is used up."""
+    return delta.add_(x).mul_(255).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def protect_image(
+    x: torch.Tensor,
+    target: torch.Tensor,
+    ensemble: Ensemble,
+    allowance: torch.Tensor | AllowanceRows,
+    **kw: Any,
+) -> torch.Tensor:
+    """The protected image (uint8, the shape of ``x``): :func:`protect_tensor`'s perturbation added and
+    rounded to 8 bits band by band as the tiles finish, so neither the perturbation nor a float copy of
+    the result ever exists whole (a quarter of the memory per pixel). Same options as
+    :func:`protect_tensor`; the result is the same bit for bit as rounding its output."""
+    tile, overlap = kw.pop("tile", TILE), kw.pop("overlap", OVERLAP)
+    views, transform, progress = kw.pop("views", None), kw.pop("transform", None), kw.pop("progress", None)
+    rows = _rows_of(allowance)
+    if _one_piece(x, tile, overlap, views):
+        whole = rows(0, x.shape[-2])
+        delta = _attack_whole(x, target, ensemble, whole, views, transform, progress=progress, **kw)
+        return to_8bit(x, delta)
+    out = torch.empty(x.shape, dtype=torch.uint8, device=x.device)
+    for top, bottom, delta in _tiled_bands(
+        x, target, ensemble, rows, tile=tile, overlap=overlap, progress=progress, transform=transform, **kw
+    ):
+        out[..., top:bottom, :] = to_8bit(x[..., top:bottom, :], delta)
+    return out
 
 
 @torch.no_grad()
@@ -274,10 +366,13 @@ def encode_tiled(
     through FLUX.2's GroupNorm statistics (about 6 % relative latent error measured at 1536 px).
     """
     f = encoder.multiple
-    xp = pad_to_multiple(x, f)
-    h, w = xp.shape[-2:]
+    h0, w0 = x.shape[-2:]
+    h, w = h0 + (-h0) % f, w0 + (-w0) % f
     if h * w <= direct_max:
-        return encoder(xp).float()
+        return encoder(pad_to_multiple(as_unit(x), f)).float()
+    # Tiles are cut from the unpadded image and padded themselves where they cross its padded edge, as
+    # pad_to_multiple pads the whole (same mode, same pixels): no padded or float copy of the whole.
+    mode = "reflect" if h - h0 < h0 and w - w0 < w0 else "replicate"
     core = tile - 2 * halo
     out: torch.Tensor | None = None
     for top in range(0, h, core):
@@ -285,7 +380,10 @@ def encode_tiled(
             bottom, right = min(top + core, h), min(left + core, w)
             t0, l0 = max(0, top - halo), max(0, left - halo)
             t1, l1 = min(h, bottom + halo), min(w, right + halo)
-            z = encoder(xp[..., t0:t1, l0:l1]).float()
+            window = as_unit(x[..., t0 : min(t1, h0), l0 : min(l1, w0)])
+            if t1 > h0 or l1 > w0:
+                window = F.pad(window, (0, max(0, l1 - w0), 0, max(0, t1 - h0)), mode=mode)
+            z = encoder(window).float()
             if out is None:
                 out = torch.empty(x.shape[0], z.shape[1], h // f, w // f)
             out[..., top // f : bottom // f, left // f : right // f] = z[

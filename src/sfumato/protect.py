@@ -35,8 +35,9 @@ from sfumato.objectives import (
     generator_effect,
     make_objective,
 )
-from sfumato.optimise import OVERLAP, SPEED, TILE, Objective, protect_tensor
+from sfumato.optimise import OVERLAP, SPEED, TILE, Objective, protect_image
 from sfumato.outputs import digest_file
+from sfumato.quality import as_unit
 from sfumato.report import effect_report
 from sfumato.targets import auto_style, fit_to, latent_style_transfer, style_target
 
@@ -216,12 +217,13 @@ def _engine(
         factor = max(factor, VIEWS_STEP_FACTOR)
     steps = settings.steps or int(speed["steps"]) * factor
     x = loaded.rgb[None].to(dev)
-    allowance = budget.allowance(x)
-    delta = protect_tensor(
+    # The allowance row by row and the result in 8 bits as the tiles finish: a large image never holds
+    # its whole allowance, perturbation or a float copy of the result (issue 23, finding 8).
+    protected = protect_image(
         x,
         target.to(dev),
         ensemble,
-        allowance,
+        lambda top, bottom: budget.allowance_rows(x, top, bottom),
         steps=steps,
         lr=speed["lr"],
         shared_channels=loaded.greyscale,
@@ -232,16 +234,12 @@ def _engine(
         transform=ROBUST_RECIPE if settings.robust else None,
         views=settings.views,
         objective=objective,
-    )
-    del allowance  # not needed by the report: one whole-image buffer fewer while it runs
-    # in place: each step of the 8-bit rounding would otherwise hold another whole-image copy
-    protected = (x + delta).mul_(255).round_().clamp_(0, 255).cpu().div_(255)
-    del delta
+    ).cpu()
     seconds = time.perf_counter() - started
     if settings.against is not None:
         extra_report = {
             **extra_report,
-            "against": generator_effect(generator, settings, x, protected.to(dev), target.to(dev)),
+            "against": generator_effect(generator, settings, x, as_unit(protected).to(dev), target.to(dev)),
         }
     # Against a generator, its latents are reported above and the known encoders measure transfer.
     attacked = encoders if settings.against is None else []
@@ -252,7 +250,7 @@ def _engine(
         # The shift the training views carry, on a bank of boxes the attack never drew from.
         check = Ensemble(measure, bf16=False)
         bound = settings.views.bind(loaded.rgb[None], target.cpu(), check, settings.seed + 7919)
-        moved = bound.moved(protected, check)
+        moved = bound.moved(as_unit(protected), check)
         extra_report = {
             **extra_report,
             "views": {
@@ -275,7 +273,7 @@ def _engine(
         "effect": effect,
         "notes": list(loaded.notes),
     }
-    return protected[0], report
+    return as_unit(protected[0]), report
 
 
 def _against(settings: Settings, device: torch.device) -> tuple[Generator, Objective | None]:

@@ -19,6 +19,13 @@ def band_rows(width: int, pixels: int) -> int:
     return max(16, pixels // max(1, width))
 
 
+def as_unit(t: torch.Tensor) -> torch.Tensor:
+    """An image as floats in [0, 1]: float images as they are, 8-bit ones (uint8, as the engine keeps a
+    protected result until it hands it back) divided by 255. Applied band by band, it keeps a large 8-bit
+    image from ever existing whole as floats."""
+    return t if t.is_floating_point() else t.float().div_(255)
+
+
 def luminance(rgb: torch.Tensor) -> torch.Tensor:
     """Rec. 601 luma of (B, 3, H, W) RGB, as (B, 1, H, W)."""
     w = torch.tensor([0.299, 0.587, 0.114], dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
@@ -48,8 +55,8 @@ def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11) -> float:
     for top in range(halo, h - halo, rows):
         bottom = min(top + rows, h - halo)  # centre rows [top, bottom) of this band
         m = kornia.metrics.ssim(
-            a[..., top - halo : bottom + halo, :],
-            b[..., top - halo : bottom + halo, :],
+            as_unit(a[..., top - halo : bottom + halo, :]),
+            as_unit(b[..., top - halo : bottom + halo, :]),
             window,
             padding="valid",
         )
@@ -75,13 +82,13 @@ class Quality:
 
 
 def measure_quality(original: torch.Tensor, protected: torch.Tensor) -> Quality:
-    """Compare two (3, H, W) or (1, 3, H, W) images in [0, 1].
+    """Compare two (3, H, W) or (1, 3, H, W) images in [0, 1] (or 8-bit: see :func:`as_unit`).
 
     Computed in row bands (with the flatness window's halo), so the memory it needs does not grow with
     the image: a 12 MP image once took 0.8 GB here in whole-image temporaries.
     """
-    a = original.reshape(1, *original.shape[-3:]).float()
-    b = protected.reshape(1, *protected.shape[-3:]).float()
+    a = original.reshape(1, *original.shape[-3:])
+    b = protected.reshape(1, *protected.shape[-3:])
     h, w = a.shape[-2:]
     halo = FLAT_WINDOW // 2
     squared, max_change, total = 0.0, 0.0, 0.0
@@ -90,12 +97,12 @@ def measure_quality(original: torch.Tensor, protected: torch.Tensor) -> Quality:
     for top in range(0, h, rows):
         bottom = min(top + rows, h)
         t0, t1 = max(0, top - halo), min(h, bottom + halo)
-        diff = (b[..., top:bottom, :] - a[..., top:bottom, :]).abs()
+        diff = (as_unit(b[..., top:bottom, :]) - as_unit(a[..., top:bottom, :])).abs()
         squared += float(diff.double().square().sum())
         max_change = max(max_change, float(diff.max()))
         per_pixel = diff.mean(1, keepdim=True) * 255
         total += float(per_pixel.double().sum())
-        flat = flat_mask(a[..., t0:t1, :])[..., top - t0 : top - t0 + (bottom - top), :]
+        flat = flat_mask(as_unit(a[..., t0:t1, :]))[..., top - t0 : top - t0 + (bottom - top), :]
         n_flat += int(flat.sum())
         flat_total += float(per_pixel[flat].double().sum())
     n = h * w

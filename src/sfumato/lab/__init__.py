@@ -9,6 +9,7 @@ Rooms, one job each (``docs/architecture.md`` draws how they connect):
 - :mod:`sfumato.lab.poison`, :mod:`sfumato.lab.mimicry`, :mod:`sfumato.lab.robustness`: one experiment
   each, with its settings, runs, figures and report.
 - Shared by the experiments: :mod:`sfumato.lab.finetune_runs` (fine-tune, sample, keep the images),
-  :mod:`sfumato.lab.storage` (atomic files, settings merge), :mod:`sfumato.lab.figures` (grids, plots,
-  table cells); :mod:`sfumato.lab.cli` is the ``sfumato lab`` command.
+  :mod:`sfumato.lab.storage` (atomic files, settings merge), :mod:`sfumato.lab.merging` (runs carried over
+  from another workdir's results), :mod:`sfumato.lab.figures` (grids, plots, table cells);
+  :mod:`sfumato.lab.cli` is the ``sfumato lab`` command.
 """

@@ -1,0 +1,83 @@
+"""Issue 23, finding 8: the optimiser, the allowance, the effect report and the output work in bands and
+tiles, so a large image never exists whole as a float perturbation or result; with exactly the figures of
+the whole-image computation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tests.conftest import photo
+
+from sfumato.budget import make_budget
+from sfumato.encoders import load_encoder
+from sfumato.encoders.ensemble import Ensemble
+from sfumato.imageio import to_tensor
+from sfumato.optimise import _feather, attack, encode_tiled, protect_image, protect_tensor, tile_grid, to_8bit
+from sfumato.quality import measure_quality
+from sfumato.targets import fit_to
+
+
+def _pair(w: int = 230, h: int = 170) -> tuple[torch.Tensor, torch.Tensor]:
+    x = to_tensor(photo("golden_retriever", (w, h)))[None]
+    return x, fit_to(to_tensor(photo("tabby"))[None], h, w)
+
+
+def _whole_image_blend(x, t, ens, allowance, *, steps, lr, seed, tile, overlap):
+    """The blend as it was before it streamed: every tile's perturbation accumulated into whole-image
+    buffers, divided at the end."""
+    h, w = x.shape[-2:]
+    (tops, th), (lefts, tw) = tile_grid(h, tile, overlap), tile_grid(w, tile, overlap)
+    acc, norm = torch.zeros_like(x), torch.zeros_like(x[:, :1])
+    for i, top in enumerate(tops):
+        for j, left in enumerate(lefts):
+            box = (..., slice(top, top + th), slice(left, left + tw))
+            with torch.no_grad():
+                zt = ens.encode(t[box])
+            d = attack(x[box], zt, ens, allowance[box], steps=steps, lr=lr, seed=seed + 1000 * i + j).delta
+            weight = _feather(th, tw, i > 0, i < len(tops) - 1, j > 0, j < len(lefts) - 1, overlap)
+            acc[box] += d * weight
+            norm[box] += weight
+    return acc.div_(norm.clamp_min_(1e-12))
+
+
+def test_allowance_rows_are_the_whole_allowance_bit_for_bit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sfumato.budget as budget_module
+
+    x, _ = _pair()
+    monkeypatch.setattr(budget_module, "_BAND", 13 * 230)  # 13 rows a band: ranges cut bands anywhere
+    for kind in ("jnd", "linf"):
+        rule = make_budget("default", kind)
+        whole = rule.allowance(x)
+        for top, bottom in ((0, 170), (5, 60), (13, 26), (40, 41), (150, 170)):
+            assert torch.equal(rule.allowance_rows(x, top, bottom), whole[..., top:bottom, :])
+
+
+def test_the_streamed_blend_is_the_whole_image_blend_bit_for_bit(weights_dir) -> None:
+    x, t = _pair()
+    ens = Ensemble([load_encoder("flux2", weights_dir)])
+    rule = make_budget("default", "jnd")
+    kw = dict(steps=2, lr=0.6, seed=3, tile=64, overlap=24)  # 4 x 4 tiles
+    assert len(tile_grid(170, 64, 24)[0]) > 2 and len(tile_grid(230, 64, 24)[0]) > 2
+    reference = _whole_image_blend(x, t, ens, rule.allowance(x), **kw)
+    streamed = protect_tensor(x, t, ens, lambda a, b: rule.allowance_rows(x, a, b), **kw)
+    assert torch.equal(streamed, reference)
+    image = protect_image(x, t, ens, rule.allowance(x), **kw)
+    assert image.dtype == torch.uint8 and image.shape == x.shape
+    assert torch.equal(image, to_8bit(x, reference.clone()))
+    # ... and one tile (or training views) is attacked whole, the same way in both.
+    small = protect_image(x[..., :60, :60], t[..., :60, :60], ens, rule.allowance(x[..., :60, :60]), **kw)
+    whole = protect_tensor(x[..., :60, :60], t[..., :60, :60], ens, rule.allowance(x[..., :60, :60]), **kw)
+    assert torch.equal(small, to_8bit(x[..., :60, :60], whole))
+
+
+def test_an_8_bit_result_is_measured_as_its_float_copy(weights_dir) -> None:
+    x, t = _pair(150, 101)  # not a multiple of the encoder's 16 px: the tiles at the edge are padded
+    noisy = (x + (torch.rand(x.shape, generator=torch.Generator().manual_seed(0)) - 0.5) * 0.05).clamp(0, 1)
+    as_8bit = noisy.mul(255).round().to(torch.uint8)
+    as_float = as_8bit.float() / 255
+    enc = load_encoder("flux2", weights_dir)
+    for direct_max in (2_000_000, 1):  # whole, and in tiles (with halos and padded edges)
+        z8 = encode_tiled(enc, as_8bit, tile=64, halo=16, direct_max=direct_max)
+        zf = encode_tiled(enc, as_float, tile=64, halo=16, direct_max=direct_max)
+        assert torch.equal(z8, zf)
+    assert measure_quality(x, as_8bit) == measure_quality(x, as_float)

@@ -81,3 +81,56 @@ def test_an_8_bit_result_is_measured_as_its_float_copy(weights_dir) -> None:
         zf = encode_tiled(enc, as_float, tile=64, halo=16, direct_max=direct_max)
         assert torch.equal(z8, zf)
     assert measure_quality(x, as_8bit) == measure_quality(x, as_float)
+
+
+_PEAK = """
+import resource, sys, torch
+from torch import nn
+torch.set_num_threads(1)
+from sfumato.budget import make_budget
+from sfumato.encoders.base import ImageEncoder
+from sfumato.encoders.ensemble import Ensemble
+from sfumato.optimise import protect_image
+
+class Tiny(ImageEncoder):
+    name, multiple = "tiny", 8
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Conv2d(3, 4, 8, stride=8)
+    def encode(self, x):
+        return self.net(x * 2 - 1)
+
+ens = Ensemble([Tiny().freeze()], bf16=False)
+rule = make_budget()
+g = torch.Generator().manual_seed(0)
+n = int(sys.argv[1])
+x, t = torch.rand(1, 3, n, n, generator=g), torch.rand(1, 3, n, n, generator=g)
+small = (..., slice(0, 700), slice(0, 700))
+xs, ts = x[small], t[small]  # warm up
+protect_image(xs, ts, ens, lambda a, b: rule.allowance_rows(xs, a, b), steps=1, lr=0.5)
+start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+out = protect_image(x, t, ens, lambda a, b: rule.allowance_rows(x, a, b), steps=1, lr=0.5)
+assert out.dtype == torch.uint8
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start) // 1024)
+"""
+
+
+def test_protecting_a_large_image_needs_little_memory_per_pixel() -> None:
+    """The memory a protection needs beyond its image and target, at 2.6 and 10.2 MP: with whole-image
+    buffers (allowance, sums, weights, the float result and its rounding) it grew by 22 MB per MP;
+    streamed, by 4.4 (the 8-bit result, 3 MB per MP, and one row of tiles, which grows with the width)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "src"
+    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
+    peaks = {}
+    for side in (1600, 3200):
+        run = subprocess.run(
+            [sys.executable, "-c", _PEAK, str(side)], env=env, capture_output=True, text=True, check=True
+        )
+        peaks[side] = int(run.stdout.strip())
+    per_mp = (peaks[3200] - peaks[1600]) / ((3200**2 - 1600**2) / 1e6)
+    assert per_mp < 12, f"{per_mp:.1f} MB more per megapixel ({peaks})"

@@ -333,19 +333,32 @@ def protect_image(
     target: torch.Tensor,
     ensemble: Ensemble,
     allowance: torch.Tensor | AllowanceRows,
-    **kw: Any,
+    *,
+    steps: int,
+    lr: float,
+    method: str = "momentum",
+    shared_channels: bool = False,
+    seed: int = 0,
+    tile: int = TILE,
+    overlap: int = OVERLAP,
+    progress: ProgressFn | None = None,
+    transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    views: TrainingViews | None = None,
+    objective: Objective | None = None,
 ) -> torch.Tensor:
     """The protected image (uint8, the shape of ``x``): :func:`protect_tensor`'s perturbation added and
     rounded to 8 bits band by band as the tiles finish, so neither the perturbation nor a float copy of
     the result ever exists whole (a quarter of the memory per pixel). Same options as
     :func:`protect_tensor`; the result is the same bit for bit as rounding its output."""
-    tile, overlap = kw.pop("tile", TILE), kw.pop("overlap", OVERLAP)
-    views, transform, progress = kw.pop("views", None), kw.pop("transform", None), kw.pop("progress", None)
     rows = _rows_of(allowance)
+    kw: dict[str, Any] = dict(
+        steps=steps, lr=lr, method=method, shared_channels=shared_channels, seed=seed, objective=objective
+    )
     if _one_piece(x, tile, overlap, views):
         whole = rows(0, x.shape[-2])
-        delta = _attack_whole(x, target, ensemble, whole, views, transform, progress=progress, **kw)
-        return to_8bit(x, delta)
+        return to_8bit(
+            x, _attack_whole(x, target, ensemble, whole, views, transform, progress=progress, **kw)
+        )
     out = torch.empty(x.shape, dtype=torch.uint8, device=x.device)
     for top, bottom, delta in _tiled_bands(
         x, target, ensemble, rows, tile=tile, overlap=overlap, progress=progress, transform=transform, **kw

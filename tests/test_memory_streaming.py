@@ -70,6 +70,28 @@ def test_the_streamed_blend_is_the_whole_image_blend_bit_for_bit(weights_dir) ->
     assert torch.equal(small, to_8bit(x[..., :60, :60], whole))
 
 
+def test_an_8_bit_file_is_kept_in_8_bits_and_read_as_the_floats_it_decodes_to(tmp_path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from sfumato.imageio import load_image
+
+    picture = photo("golden_retriever", (90, 70))
+    picture.save(tmp_path / "a.png")
+    rgba = picture.convert("RGBA")
+    rgba.putalpha(128)
+    rgba.save(tmp_path / "b.png")
+    picture.convert("L").save(tmp_path / "c.png")
+    for name, img in (("a.png", picture), ("b.png", picture), ("c.png", picture.convert("L").convert("RGB"))):
+        loaded = load_image(tmp_path / name)
+        assert loaded.pixels.dtype == torch.uint8  # a quarter of the memory of floats
+        decoded = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1)
+        assert torch.equal(loaded.rgb, decoded)  # exactly the floats it was once decoded to
+    assert load_image(tmp_path / "b.png").alpha.dtype == torch.float32
+    Image.fromarray(np.full((70, 70), 40000, dtype=np.uint16)).save(tmp_path / "d.png")
+    assert load_image(tmp_path / "d.png").pixels.is_floating_point()  # 16-bit stays float
+
+
 def test_an_8_bit_result_is_measured_as_its_float_copy(weights_dir) -> None:
     x, t = _pair(150, 101)  # not a multiple of the encoder's 16 px: the tiles at the edge are padded
     noisy = (x + (torch.rand(x.shape, generator=torch.Generator().manual_seed(0)) - 0.5) * 0.05).clamp(0, 1)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from sfumato.imageio import as_unit
 from sfumato.quality import band_rows, luminance
 
 KINDS = ("jnd", "linf")
@@ -57,7 +58,7 @@ class Budget:
             raise ValueError(f"eps must be in (0, 0.25] on [0, 1] images, not {self.eps}")
 
     def allowance(self, rgb: torch.Tensor) -> torch.Tensor:
-        """Per-pixel bound (B, 1, H, W) for images (B, 3, H, W) in [0, 1]."""
+        """Per-pixel bound (B, 1, H, W) for images (B, 3, H, W) in [0, 1] (or 8-bit)."""
         return self.allowance_rows(rgb, 0, rgb.shape[-2])
 
     def allowance_rows(self, rgb: torch.Tensor, top: int, bottom: int) -> torch.Tensor:
@@ -69,15 +70,16 @@ class Budget:
         are exact; the bands are always cut at the same rows (multiples of ``band_rows``), whatever rows
         are asked for, so every caller gets the same figures.
         """
+        shape = (rgb.shape[0], 1, bottom - top, rgb.shape[-1])
         if self.kind == "linf":
-            return torch.full_like(rgb[:, :1, top:bottom], self.eps)
+            return torch.full(shape, self.eps, device=rgb.device)
         h = rgb.shape[-2]
-        out = torch.empty_like(rgb[:, :1, top:bottom])
+        out = torch.empty(shape, device=rgb.device)
         rows = band_rows(rgb.shape[-1], _BAND)
         for start in range(top - top % rows, bottom, rows):
             end = min(start + rows, h)
             t0, t1 = max(0, start - _HALO), min(h, end + _HALO)
-            jnd = jnd_map(rgb[..., t0:t1, :])[..., start - t0 : start - t0 + (end - start), :] / 255
+            jnd = jnd_map(as_unit(rgb[..., t0:t1, :]))[..., start - t0 : start - t0 + (end - start), :] / 255
             band = (self.scale * jnd).clamp(MIN_ALLOWANCE, self.eps)
             lo, hi = max(start, top), min(end, bottom)
             out[..., lo - top : hi - top, :] = band[..., lo - start : hi - start, :]

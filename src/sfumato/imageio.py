@@ -75,12 +75,24 @@ class ImageInputError(Exception):
         super().__init__(f"{self.path} {problem}")
 
 
+def as_unit(t: torch.Tensor) -> torch.Tensor:
+    """An image as floats in [0, 1]: float images as they are, 8-bit ones (uint8: how a decoded 8-bit file
+    and a protected result are kept) divided by 255, which gives exactly the floats that decoding to float
+    gave. Applied to a band or a tile at a time, it keeps a large image from ever existing whole as floats
+    (4 bytes a sample instead of 1)."""
+    return t if t.is_floating_point() else t.float().div_(255)
+
+
 @dataclass
 class LoadedImage:
-    """A decoded input plus everything needed to save the protected result faithfully."""
+    """A decoded input plus everything needed to save the protected result faithfully.
+
+    ``pixels`` (3, H, W) is uint8 for 8-bit sources (a quarter of the memory of floats: the engine reads
+    them a tile at a time) and float32 in [0, 1] for 16-bit and float ones; ``rgb`` is always float32.
+    """
 
     path: Path
-    rgb: torch.Tensor
+    pixels: torch.Tensor
     alpha: torch.Tensor | None
     greyscale: bool
     icc_profile: bytes | None
@@ -89,9 +101,14 @@ class LoadedImage:
     source_format: str = ""
 
     @property
+    def rgb(self) -> torch.Tensor:
+        """The pixels as float32 (3, H, W) in [0, 1] (for 8-bit sources a new tensor at every access)."""
+        return as_unit(self.pixels)
+
+    @property
     def size(self) -> tuple[int, int]:
         """(width, height), in PIL's order, of the upright image."""
-        return int(self.rgb.shape[2]), int(self.rgb.shape[1])
+        return int(self.pixels.shape[2]), int(self.pixels.shape[1])
 
 
 class _Pixels(NamedTuple):
@@ -131,7 +148,7 @@ def load_image(
     rgb, alpha = _to_tensors(pixels)
     return LoadedImage(
         path=path,
-        rgb=rgb,
+        pixels=rgb,
         alpha=alpha,
         greyscale=pixels.greyscale,
         icc_profile=pixels.icc_profile,
@@ -310,7 +327,7 @@ def _upright(img: Image.Image, orientation: int, notes: list[str]) -> Image.Imag
 
 
 def _to_pixels(path: Path, img: Image.Image, icc: bytes | None, notes: list[str]) -> _Pixels:
-    """Bring any Pillow mode to 8-bit-or-better float planes, recording each lossy or visible step."""
+    """Bring any Pillow mode to 8-bit planes (uint8) or better (float), noting each lossy or visible step."""
     mode = img.mode
     if mode == "CMYK":
         rgb = _cmyk_to_rgb(img, icc, notes)
@@ -337,10 +354,11 @@ def _to_pixels(path: Path, img: Image.Image, icc: bytes | None, notes: list[str]
 
 
 def _split(img: Image.Image, *, greyscale: bool, icc: bytes | None) -> _Pixels:
-    planes = np.asarray(img, dtype=np.float32) / 255
+    """8-bit planes stay 8-bit (see :class:`LoadedImage`); alpha becomes float, as it is only read."""
+    planes = np.array(img)  # writable: torch refuses to share read-only memory
     if img.mode in ("LA", "RGBA"):
         colour = planes[..., 0] if greyscale else planes[..., :3]
-        return _Pixels(colour, planes[..., -1], greyscale, icc)
+        return _Pixels(colour, planes[..., -1].astype(np.float32) / 255, greyscale, icc)
     return _Pixels(planes, None, greyscale, icc)
 
 
@@ -563,7 +581,7 @@ def _checked(values: torch.Tensor) -> torch.Tensor:
 
 def _to_uint8(values: torch.Tensor) -> np.ndarray:
     """Round, not truncate: truncation darkens every pixel by half a level on average."""
-    scaled = (_checked(values).clamp(0, 1) * 255).round()
+    scaled = _checked(values).clamp(0, 1).mul_(255).round_()  # one float temporary, not three
     return np.ascontiguousarray(scaled.to(torch.uint8).numpy())
 
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from sfumato.countermeasures.views import TrainingViews
 from sfumato.encoders.base import ImageEncoder
 from sfumato.encoders.ensemble import Ensemble, pad_to_multiple
-from sfumato.quality import as_unit
+from sfumato.imageio import as_unit
 
 # steps: encoder forward+backward passes per tile. lr: the first step, as a fraction of each
 # pixel's allowance; it decays linearly to a hundredth of that.
@@ -209,6 +209,7 @@ def _attack_whole(
     transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None,
     **kw: Any,
 ) -> torch.Tensor:
+    x = as_unit(x)
     if views is not None:
         z_target: list[torch.Tensor] = []
         transform = views.bind(x, target, ensemble, kw["seed"], then=transform)
@@ -243,11 +244,12 @@ def _tiled_bands(
     (tops, tile_h), (lefts, tile_w) = tile_grid(h, tile, overlap), tile_grid(w, tile, overlap)
     total = len(tops) * len(lefts) * steps
     done, band_top = 0, 0
-    acc, norm = x.new_zeros((x.shape[0], x.shape[1], 0, w)), x.new_zeros((x.shape[0], 1, 0, w))
+    b, c, dev = x.shape[0], x.shape[1], x.device
+    acc, norm = torch.zeros((b, c, 0, w), device=dev), torch.zeros((b, 1, 0, w), device=dev)
     for i, top in enumerate(tops):
         bottom = top + tile_h
-        grown = x.new_zeros((x.shape[0], x.shape[1], bottom - band_top, w))
-        grown_norm = x.new_zeros((x.shape[0], 1, bottom - band_top, w))
+        grown = torch.zeros((b, c, bottom - band_top, w), device=dev)
+        grown_norm = torch.zeros((b, 1, bottom - band_top, w), device=dev)
         grown[..., : acc.shape[-2], :] = acc
         grown_norm[..., : norm.shape[-2], :] = norm
         acc, norm = grown, grown_norm
@@ -263,7 +265,7 @@ def _tiled_bands(
                     progress(offset + step, total)
 
             delta = attack(
-                x[box],
+                as_unit(x[box]),
                 z_target,
                 ensemble,
                 allowed[..., left : left + tile_w],
@@ -315,7 +317,7 @@ def protect_tensor(
     if _one_piece(x, tile, overlap, views):
         whole = rows(0, x.shape[-2])
         return _attack_whole(x, target, ensemble, whole, views, transform, progress=progress, **kw)
-    out = torch.empty_like(x)
+    out = torch.empty(x.shape, device=x.device)
     for top, bottom, delta in _tiled_bands(
         x, target, ensemble, rows, tile=tile, overlap=overlap, progress=progress, transform=transform, **kw
     ):
@@ -325,7 +327,7 @@ def protect_tensor(
 
 def to_8bit(x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
     """``x + delta`` as a saved file holds it: rounded to 8 bits (uint8). ``delta`` is used up."""
-    return delta.add_(x).mul_(255).round_().clamp_(0, 255).to(torch.uint8)
+    return delta.add_(as_unit(x)).mul_(255).round_().clamp_(0, 255).to(torch.uint8)
 
 
 def protect_image(

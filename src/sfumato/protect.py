@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -26,7 +27,7 @@ from sfumato.encoders.ensemble import Ensemble
 from sfumato.encoders.weights import WeightsNotFoundError
 from sfumato.families import resolve_encoders
 from sfumato.generators import Generator, GeneratorEncoder, load_generator
-from sfumato.imageio import LoadedImage, load_image, to_tensor
+from sfumato.imageio import LoadedImage, as_unit, load_image, to_tensor
 from sfumato.objectives import (
     DEFAULT_OBJECTIVE,
     FOLDER_OBJECTIVES,
@@ -37,7 +38,6 @@ from sfumato.objectives import (
 )
 from sfumato.optimise import OVERLAP, SPEED, TILE, Objective, protect_image
 from sfumato.outputs import digest_file
-from sfumato.quality import as_unit
 from sfumato.report import effect_report
 from sfumato.targets import auto_style, fit_to, latent_style_transfer, style_target
 
@@ -133,7 +133,7 @@ def _as_loaded(image: ImageLike) -> tuple[LoadedImage, str]:
         grey = image.mode in ("L", "LA")
         if image.mode in ("RGBA", "LA"):
             alpha = to_tensor(image.getchannel("A").convert("RGB"))[:1]
-        rgb = to_tensor(image.convert("RGB"))
+        rgb = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).contiguous()  # 8-bit
         return LoadedImage(Path("<PIL image>"), rgb, alpha, grey, image.info.get("icc_profile"), None), "pil"
     if isinstance(image, torch.Tensor):
         t = image.detach().float().cpu()
@@ -216,7 +216,7 @@ def _engine(
     if settings.views is not None:
         factor = max(factor, VIEWS_STEP_FACTOR)
     steps = settings.steps or int(speed["steps"]) * factor
-    x = loaded.rgb[None].to(dev)
+    x = loaded.pixels[None].to(dev)  # 8-bit for 8-bit sources: read a tile or a band at a time
     # The allowance row by row and the result in 8 bits as the tiles finish: a large image never holds
     # its whole allowance, perturbation or a float copy of the result (issue 23, finding 8).
     protected = protect_image(
@@ -239,13 +239,15 @@ def _engine(
     if settings.against is not None:
         extra_report = {
             **extra_report,
-            "against": generator_effect(generator, settings, x, as_unit(protected).to(dev), target.to(dev)),
+            "against": generator_effect(
+                generator, settings, as_unit(x), as_unit(protected).to(dev), target.to(dev)
+            ),
         }
     # Against a generator, its latents are reported above and the known encoders measure transfer.
     attacked = encoders if settings.against is None else []
     measure = [e.to("cpu") for e in load_measure_encoders(attacked, weights_dir)]
     names = tuple(e.name for e in attacked)  # as the report names them (a path loads as its short name)
-    effect = effect_report(loaded.rgb[None], protected, target.cpu(), measure, names)
+    effect = effect_report(loaded.pixels[None], protected, target.cpu(), measure, names)
     if settings.views is not None:
         # The shift the training views carry, on a bank of boxes the attack never drew from.
         check = Ensemble(measure, bf16=False)
@@ -339,7 +341,7 @@ def shade(
     loaded, kind = _as_loaded(image)
     anchor, _ = _as_loaded(target)
     shown, digest = image_identity(target, target_name)
-    h, w = loaded.rgb.shape[-2:]
+    h, w = loaded.pixels.shape[-2:]
     fitted = fit_to(anchor.rgb[None], h, w)
     settings = Settings(
         mode="shade",

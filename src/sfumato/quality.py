@@ -9,6 +9,8 @@ import kornia
 import torch
 import torch.nn.functional as F
 
+from sfumato.imageio import as_unit
+
 FLAT_STD = 3.0 / 255  # local luminance spread below which a region reads as flat colour or a smooth gradient
 FLAT_WINDOW = 9
 _BAND = 1 << 18  # pixels per band of rows, so SSIM and flatness stay in bounded memory at any size
@@ -17,13 +19,6 @@ _BAND = 1 << 18  # pixels per band of rows, so SSIM and flatness stay in bounded
 def band_rows(width: int, pixels: int) -> int:
     """Rows per band so that a band holds about ``pixels`` pixels whatever the width (at least 16)."""
     return max(16, pixels // max(1, width))
-
-
-def as_unit(t: torch.Tensor) -> torch.Tensor:
-    """An image as floats in [0, 1]: float images as they are, 8-bit ones (uint8, as the engine keeps a
-    protected result until it hands it back) divided by 255. Applied band by band, it keeps a large 8-bit
-    image from ever existing whole as floats."""
-    return t if t.is_floating_point() else t.float().div_(255)
 
 
 def luminance(rgb: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,8 @@
 One machinery serves both protections (``shade`` and ``cloak`` differ only in the target image)
 and the published baseline recipes. The image is attacked at its own size and aspect ratio; large
 images are cut into overlapping tiles that are attacked one at a time (bounded memory) and blended
-with feathered weights, which keeps every pixel inside its allowance.
+with feathered weights, which keeps every pixel inside its allowance; the blend is finished one row of
+tiles at a time, so :func:`protect_image` hands out the 8-bit result without a whole-image float buffer.
 """
 
 from __future__ import annotations

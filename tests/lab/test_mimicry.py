@@ -408,7 +408,17 @@ def test_runs_of_another_workdir_are_merged_into_the_report(
     assert [r["scores"] for r in runs_from_summary(old)] == [r["scores"] for r in own["runs"]]
     (tmp_path / "results.json").write_text(json.dumps(old))
 
-    merged = json.loads(exp.finish(judge[0], merge=[tmp_path]).read_text())
+    # A cloak this workdir has not made is described by the merged file's figures.
+    cloak = exp.cloak_path("van-gogh", parse_condition("cloak-default").variant(exp.settings.style), 0)
+    kept = cloak.read_bytes()
+    cloak.unlink()
+    try:
+        merged = json.loads(exp.finish(judge[0], merge=[tmp_path]).read_text())
+    finally:
+        cloak.write_bytes(kept)
+    carried = merged["protection"]["van-gogh"]["cloak-default"]
+    assert carried["carried_from"] == str(tmp_path / "results.json")
+    assert carried["psnr_mean"] == own["protection"]["van-gogh"]["cloak-default"]["psnr_mean"]
     assert merged["settings"]["seeds"] == [0, 1] and len(merged["runs"]) == 2 * len(own["runs"])
     entry = merged["summary"]["van-gogh"]["cloak-default"]["L2-w3"]
     assert entry["seeds"] == 2

@@ -72,7 +72,14 @@ from sfumato.lab.finetune_runs import finetune_and_sample
 from sfumato.lab.judging.classifiers import Judge
 from sfumato.lab.judging.evaluation import shares
 from sfumato.lab.judging.scoring import mean_std
-from sfumato.lab.merging import carried_runs, combine, merged_seeds, sources_note
+from sfumato.lab.merging import (
+    carried_runs,
+    combine,
+    load_results,
+    merged_seeds,
+    results_path,
+    sources_note,
+)
 from sfumato.lab.mimicry.settings import (
     CAPTION_TEMPLATES,
     FOLDER_KINDS,
@@ -680,6 +687,19 @@ class MimicryExperiment:
             from_summary=runs_from_summary,
         )
 
+    @staticmethod
+    def _carry_protection(protection: dict[str, Any], merge: Sequence[str | Path]) -> None:
+        """Cloak figures this workdir has not made (its runs of that artist did not start here) taken from
+        the merged results, which were checked to be the same experiment: a cloak does not depend on the
+        run's seed, so its figures are the same wherever it was made."""
+        for source in merge:
+            theirs = load_results(source, SCHEMA).get("protection", {})
+            for artist, per in protection.items():
+                for condition, stats in per.items():
+                    other = theirs.get(artist, {}).get(condition, {})
+                    if stats.get("variant") and "psnr_mean" not in stats and "psnr_mean" in other:
+                        per[condition] = {**other, "carried_from": str(results_path(source))}
+
     def finish(
         self, judge: Judge, extra: dict[str, Any] | None = None, merge: Sequence[str | Path] = ()
     ) -> Path:
@@ -699,6 +719,7 @@ class MimicryExperiment:
             }
             for a in s.artists
         }
+        self._carry_protection(protection, merge)
         goal: dict[str, Any] = {"condition": "cloak-default", "setting": main, "artists": {}}
         for a in s.artists:
             entry = summary.get(a, {}).get("cloak-default", {}).get(main)

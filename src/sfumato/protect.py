@@ -430,6 +430,7 @@ def cloak(
             extra["style_distances"] = {k: round(v, 5) for k, v in distances.items()}
         target = style_target(x, chosen, seed)
         extra["style"] = chosen
+    del x  # a float copy of an 8-bit source: the engine reads the source itself, a tile at a time
     settings = Settings(
         mode="cloak",
         encoders=tuple(encoders),

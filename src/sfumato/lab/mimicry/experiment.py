@@ -731,7 +731,11 @@ class MimicryExperiment:
             goal["artists"][a] = {
                 "protection": entry["protection"]["mean"],
                 "psnr_mean": psnr,
-                "met": bool(entry["protection"]["mean"] >= 0.9 and psnr is not None and psnr >= 35.0),
+                # Met only where there was mimicry to remove: a mimic that never drew the style (the
+                # autoencoder cannot redraw it) says nothing about the cloak.
+                "met": bool(
+                    entry["protection"]["mean"] >= 0.9 and psnr is not None and psnr >= 35.0 and base_rate
+                ),
                 # What the cloak itself removed: a judge that calls weak mimics "photo" leaves protection
                 # high even for clean works, so the clean run's mimicry is the baseline to read it against.
                 "clean_mimicry": base_rate,

@@ -96,7 +96,8 @@ def _goal(x: _Context) -> list[str]:
         shift = "–" if clean is None else f"{100 * clean:.0f} -> {100 * (1 - g['protection']):.0f} %"
         removed = "–" if g.get("mimicry_removed") is None else f"{100 * g['mimicry_removed']:.0f} %"
         lines.append(
-            f"| {a} | {100 * g['protection']:.0f} % | {psnr} | {'yes' if g['met'] else 'no'} | {shift} | "
+            f"| {a} | {100 * g['protection']:.0f} % | {psnr} | "
+            f"{'– (no mimicry to remove)' if clean == 0 else 'yes' if g['met'] else 'no'} | {shift} | "
             f"{removed} |"
         )
     return [

@@ -286,7 +286,7 @@ def _tiled_bands(
         acc, norm, band_top = acc[..., k:, :], norm[..., k:, :], final
 
 
-def protect_tensor(
+def perturbation_bands(
     x: torch.Tensor,
     target: torch.Tensor,
     ensemble: Ensemble,
@@ -303,13 +303,15 @@ def protect_tensor(
     transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     views: TrainingViews | None = None,
     objective: Objective | None = None,
-) -> torch.Tensor:
-    """Attack ``x`` (1, 3, H, W) toward ``target``'s latents, tile by tile; returns the perturbation.
+) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """Attack ``x`` (1, 3, H, W) toward ``target``'s latents; the perturbation as final row bands
+    ``(top, bottom, delta)``, top to bottom (one band when the image is attacked whole).
 
     ``allowance``: the per-pixel bound, whole or as a function of rows (see :data:`AllowanceRows`).
     With ``views``, the latents pulled are those of random training views of the whole image (no
     tiles; ``transform``, if any, is applied to each view), see :mod:`sfumato.countermeasures.views`.
     ``objective`` replaces the latent distance as the loss (see :func:`attack`), tile by tile too.
+    A band is a view that the next step reuses: use or copy it at once.
     """
     rows = _rows_of(allowance)
     kw: dict[str, Any] = dict(
@@ -317,12 +319,34 @@ def protect_tensor(
     )
     if _one_piece(x, tile, overlap, views):
         whole = rows(0, x.shape[-2])
-        return _attack_whole(x, target, ensemble, whole, views, transform, progress=progress, **kw)
-    out = torch.empty(x.shape, device=x.device)
-    for top, bottom, delta in _tiled_bands(
+        yield (
+            0,
+            x.shape[-2],
+            _attack_whole(x, target, ensemble, whole, views, transform, progress=progress, **kw),
+        )
+        return
+    yield from _tiled_bands(
         x, target, ensemble, rows, tile=tile, overlap=overlap, progress=progress, transform=transform, **kw
-    ):
+    )
+
+
+def protect_tensor(
+    x: torch.Tensor,
+    target: torch.Tensor,
+    ensemble: Ensemble,
+    allowance: torch.Tensor | AllowanceRows,
+    **options: Any,
+) -> torch.Tensor:
+    """The perturbation of ``x``, whole (float, the shape of ``x``); ``options``: those of
+    :func:`perturbation_bands` (``steps`` and ``lr`` required)."""
+    out: torch.Tensor | None = None
+    for top, bottom, delta in perturbation_bands(x, target, ensemble, allowance, **options):
+        if (top, bottom) == (0, x.shape[-2]):
+            return delta  # one band: it is the whole perturbation, no copy needed
+        if out is None:
+            out = torch.empty(x.shape, device=x.device)
         out[..., top:bottom, :] = delta
+    assert out is not None
     return out
 
 
@@ -336,36 +360,14 @@ def protect_image(
     target: torch.Tensor,
     ensemble: Ensemble,
     allowance: torch.Tensor | AllowanceRows,
-    *,
-    steps: int,
-    lr: float,
-    method: str = "momentum",
-    shared_channels: bool = False,
-    seed: int = 0,
-    tile: int = TILE,
-    overlap: int = OVERLAP,
-    progress: ProgressFn | None = None,
-    transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
-    views: TrainingViews | None = None,
-    objective: Objective | None = None,
+    **options: Any,
 ) -> torch.Tensor:
-    """The protected image (uint8, the shape of ``x``): :func:`protect_tensor`'s perturbation added and
-    rounded to 8 bits band by band as the tiles finish, so neither the perturbation nor a float copy of
-    the result ever exists whole (a quarter of the memory per pixel). Same options as
-    :func:`protect_tensor`; the result is the same bit for bit as rounding its output."""
-    rows = _rows_of(allowance)
-    kw: dict[str, Any] = dict(
-        steps=steps, lr=lr, method=method, shared_channels=shared_channels, seed=seed, objective=objective
-    )
-    if _one_piece(x, tile, overlap, views):
-        whole = rows(0, x.shape[-2])
-        return to_8bit(
-            x, _attack_whole(x, target, ensemble, whole, views, transform, progress=progress, **kw)
-        )
+    """The protected image (uint8, the shape of ``x``): the perturbation added and rounded to 8 bits
+    band by band as the tiles finish, so neither the perturbation nor a float copy of the result ever
+    exists whole (a quarter of the memory per pixel); bit for bit the rounding of :func:`protect_tensor`'s
+    output. ``options``: those of :func:`perturbation_bands`."""
     out = torch.empty(x.shape, dtype=torch.uint8, device=x.device)
-    for top, bottom, delta in _tiled_bands(
-        x, target, ensemble, rows, tile=tile, overlap=overlap, progress=progress, transform=transform, **kw
-    ):
+    for top, bottom, delta in perturbation_bands(x, target, ensemble, allowance, **options):
         out[..., top:bottom, :] = to_8bit(x[..., top:bottom, :], delta)
     return out
 

@@ -156,3 +156,70 @@ def test_protecting_a_large_image_needs_little_memory_per_pixel() -> None:
         peaks[side] = int(run.stdout.strip())
     per_mp = (peaks[3200] - peaks[1600]) / ((3200**2 - 1600**2) / 1e6)
     assert per_mp < 12, f"{per_mp:.1f} MB more per megapixel ({peaks})"
+
+
+_WHOLE_CALL = """
+import resource, sys, torch
+from pathlib import Path
+from torch import nn
+torch.set_num_threads(1)
+import sfumato
+from sfumato.encoders import register_loader
+from sfumato.encoders.base import ImageEncoder
+
+class Tiny(ImageEncoder):
+    name, multiple = "tiny", 8
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Conv2d(3, 4, 8, stride=8)
+    def encode(self, x):
+        return self.net(x * 2 - 1)
+
+register_loader(lambda name: Tiny().freeze() if name == "tiny" else None)
+folder, side = Path(sys.argv[1]), int(sys.argv[2])
+kw = dict(encoders=("tiny",), steps=1, device="cpu", weights_dir=folder / "no-weights")
+sfumato.shade(str(folder / "small.png"), str(folder / "anchor.png"), **kw)  # warm up
+start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+out = sfumato.shade(str(folder / f"{side}.png"), str(folder / "anchor.png"), **kw)
+assert out.pixels.dtype == torch.uint8 and out.image.size == (side, side)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start) // 1024)
+"""
+
+
+def test_a_whole_shade_call_needs_little_memory_per_pixel(tmp_path) -> None:
+    """File in, PIL image and report out, at 2.6 and 10.2 MP: before the result, the target and the
+    anchor's fitting were kept in 8 bits, the call grew by 70 MB per MP; now by 16 (what it must hold:
+    the 8-bit source, target, result and returned image, 12 MB per MP, plus the fitting's one float copy
+    and the optimiser's row of tiles)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    g = np.random.default_rng(0)
+    for name, (h, w) in (
+        ("small", (300, 300)),
+        ("anchor", (700, 900)),
+        ("1600", (1600, 1600)),
+        ("3200", (3200, 3200)),
+    ):
+        Image.fromarray(g.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(tmp_path / f"{name}.png")
+    src = Path(__file__).resolve().parents[1] / "src"
+    # No real encoder's weights to be found: the report measures with the tiny one alone.
+    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    env.update(SFUMATO_WEIGHTS=str(tmp_path / "no-weights"), XDG_CACHE_HOME=str(tmp_path / "no-cache"))
+    peaks = {}
+    for side in (1600, 3200):
+        run = subprocess.run(
+            [sys.executable, "-c", _WHOLE_CALL, str(tmp_path), str(side)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        peaks[side] = int(run.stdout.strip().splitlines()[-1])
+    per_mp = (peaks[3200] - peaks[1600]) / ((3200**2 - 1600**2) / 1e6)
+    assert per_mp < 30, f"{per_mp:.1f} MB more per megapixel ({peaks})"

@@ -95,3 +95,12 @@ def test_latent_style_transfer_takes_the_reference_colours(weights_dir):
     y = latent_style_transfer(x, ref, load_encoder("flux2", weights_dir), load_decoder("flux2", weights_dir))
     assert y.shape == x.shape
     assert y[:, 2].mean() > y[:, 0].mean()
+
+
+def test_results_are_kept_in_8_bits(dog, cat, weights_dir):
+    out = sfumato.shade(dog, cat, weights_dir=weights_dir, **FAST)
+    assert out.pixels.dtype == torch.uint8 and out.pixels.shape == (3, dog.size[1], dog.size[0])
+    assert out.target_pixels.dtype == torch.uint8 and out.target.shape == (1, 3, dog.size[1], dog.size[0])
+    assert torch.equal(out.tensor, out.pixels.float() / 255)  # the float view is exact
+    assert np.array_equal(np.asarray(out.image), out.pixels.permute(1, 2, 0).numpy())
+    assert out.report["precision"] in ("bf16", "fp32")

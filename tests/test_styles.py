@@ -142,3 +142,12 @@ def test_real_photo():
         assert (out - img).abs().mean() > 0.05, name
     for a, b in itertools.combinations(STYLE_NAMES, 2):
         assert (outs[a] - outs[b]).abs().mean() > 0.04, (a, b)
+
+
+def test_an_8_bit_image_renders_as_its_floats_do():
+    g = torch.Generator().manual_seed(1)
+    pixels = torch.randint(0, 256, (3, 40, 56), dtype=torch.uint8, generator=g)
+    for name in STYLE_NAMES:
+        out = render_style(name, pixels, seed=2)
+        assert out.dtype == torch.float32 and out.shape == pixels.shape
+        assert torch.equal(out, render_style(name, pixels.float() / 255, seed=2)), name

@@ -579,7 +579,7 @@ class _Runner:
         finally:
             callback.close()  # type: ignore[attr-defined]
         data, warnings = encode_image(
-            loaded, protected.tensor, output, quality=self.quality, forbidden=self.forbidden
+            loaded, protected.pixels, output, quality=self.quality, forbidden=self.forbidden
         )
         doc = {"input": str(file), "output": str(output), **protected.report, "warnings": warnings}
         doc["output_sha256"] = digest_bytes(data)

@@ -501,7 +501,7 @@ def _compose(image: LoadedImage, rgb: torch.Tensor, fmt: str) -> tuple[Image.Ima
         alpha = None
     grey_mode = "L" if alpha is None else "LA"
     if image.greyscale and grey_mode in _GREY_SAVE_MODES[fmt]:
-        picture = Image.fromarray(_to_uint8(_checked(rgb).mean(dim=0)))
+        picture = Image.fromarray(_to_uint8(_checked(as_unit(rgb)).mean(dim=0)))
     else:
         picture = colour
     if alpha is not None:
@@ -563,10 +563,21 @@ def to_tensor(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1).contiguous()
 
 
+def as_8bit(t: torch.Tensor) -> torch.Tensor:
+    """An image in 8 bits (uint8), as a saved file holds it: floats in [0, 1] rounded to nearest, 8-bit
+    images as they are. A quarter of the memory of floats, for images kept whole (targets, results)."""
+    if t.dtype == torch.uint8:
+        return t
+    return t.detach().clamp(0, 1).mul_(255).round_().to(torch.uint8)  # one float temporary
+
+
 def to_pil(rgb: torch.Tensor) -> Image.Image:
-    """Float (3, H, W) in [0, 1] -> RGB PIL image, rounding to nearest so a load/save cycle is exact."""
+    """(3, H, W) -> RGB PIL image: float in [0, 1] rounded to nearest (so a load/save cycle is exact),
+    or uint8 (a protected result) as it is, without a float copy."""
     if rgb.ndim != 3 or rgb.shape[0] != 3:
         raise ValueError(f"expected an RGB tensor of shape (3, H, W), got {tuple(rgb.shape)}")
+    if rgb.dtype == torch.uint8:
+        return Image.fromarray(np.ascontiguousarray(rgb.detach().cpu().permute(1, 2, 0).numpy()))
     return Image.fromarray(_to_uint8(_checked(rgb).permute(1, 2, 0)))
 
 

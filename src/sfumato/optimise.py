@@ -210,7 +210,7 @@ def _attack_whole(
     transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None,
     **kw: Any,
 ) -> torch.Tensor:
-    x = as_unit(x)
+    x, target = as_unit(x), as_unit(target)
     if views is not None:
         z_target: list[torch.Tensor] = []
         transform = views.bind(x, target, ensemble, kw["seed"], then=transform)
@@ -259,7 +259,7 @@ def _tiled_bands(
             box = (..., slice(top, bottom), slice(left, left + tile_w))
             local = (..., slice(top - band_top, bottom - band_top), slice(left, left + tile_w))
             with torch.no_grad():
-                z_target = ensemble.encode(target[box])
+                z_target = ensemble.encode(as_unit(target[box]))
 
             def tile_progress(step: int, n: int, offset: int = done) -> None:
                 if progress is not None:

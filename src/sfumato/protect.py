@@ -24,10 +24,11 @@ from sfumato.countermeasures.differentiable import ROBUST_RECIPE, ROBUST_STEP_FA
 from sfumato.countermeasures.views import VIEWS_STEP_FACTOR, TrainingViews
 from sfumato.encoders import ImageEncoder, load_decoder, load_encoder
 from sfumato.encoders.ensemble import Ensemble
+from sfumato.encoders.precision import precision
 from sfumato.encoders.weights import WeightsNotFoundError
 from sfumato.families import resolve_encoders
 from sfumato.generators import Generator, GeneratorEncoder, load_generator
-from sfumato.imageio import LoadedImage, as_unit, load_image, to_tensor
+from sfumato.imageio import LoadedImage, as_8bit, as_unit, load_image, to_tensor
 from sfumato.objectives import (
     DEFAULT_OBJECTIVE,
     FOLDER_OBJECTIVES,
@@ -39,7 +40,7 @@ from sfumato.objectives import (
 from sfumato.optimise import OVERLAP, SPEED, TILE, Objective, protect_image
 from sfumato.outputs import digest_file
 from sfumato.report import effect_report
-from sfumato.targets import auto_style, fit_to, latent_style_transfer, style_target
+from sfumato.targets import auto_style, fit_to_8bit, latent_style_transfer, style_target
 
 MEASURE_ENCODERS = ("flux2", "sana")  # always measured when available, attacked or not (transfer)
 ImageLike = Image.Image | torch.Tensor | str | Path | LoadedImage
@@ -86,12 +87,27 @@ class Settings:
 
 @dataclass
 class Protected:
-    """A protected image, the target it was pulled toward, and its report."""
+    """A protected image, the target it was pulled toward, and its report.
+
+    The pixels are kept in 8 bits (uint8, (3, H, W)), as a saved file holds them: a float copy of a
+    large image costs four times as much (issue 23, finding 8). :attr:`tensor` and :attr:`target` make
+    the float view in [0, 1] when asked for.
+    """
 
     image: Any
-    tensor: torch.Tensor
-    target: torch.Tensor
+    pixels: torch.Tensor
+    target_pixels: torch.Tensor
     report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tensor(self) -> torch.Tensor:
+        """The protected image as floats in [0, 1], (3, H, W): exactly ``pixels / 255``."""
+        return as_unit(self.pixels)
+
+    @property
+    def target(self) -> torch.Tensor:
+        """The target image as floats in [0, 1], (1, 3, H, W)."""
+        return as_unit(self.target_pixels)
 
 
 def image_identity(image: ImageLike, name: str | None = None) -> tuple[str | None, str | None]:
@@ -125,7 +141,7 @@ def resolve_device(device: str = "auto") -> torch.device:
 def _as_loaded(image: ImageLike) -> tuple[LoadedImage, str]:
     """Normalise any accepted input to a LoadedImage plus a tag saying how to hand the result back."""
     if isinstance(image, LoadedImage):  # already decoded (the batch needs it to save): not a second copy
-        return image, "tensor"
+        return image, "loaded"
     if isinstance(image, (str, Path)):
         return load_image(image), "path"
     if isinstance(image, Image.Image):
@@ -147,12 +163,16 @@ def _as_loaded(image: ImageLike) -> tuple[LoadedImage, str]:
     raise TypeError(f"expected a PIL image, a tensor or a path, got {type(image).__name__}")
 
 
-def _hand_back(loaded: LoadedImage, rgb: torch.Tensor, kind: str) -> Any:
+def _hand_back(loaded: LoadedImage, pixels: torch.Tensor, kind: str) -> Any:
+    """The protected ``pixels`` (uint8) as the caller gave the image: a float tensor for a tensor, the
+    8-bit pixels for a :class:`LoadedImage` (the batch saves them), a PIL image otherwise."""
     if kind == "tensor":
-        return rgb
+        return as_unit(pixels)
+    if kind == "loaded":
+        return pixels
     from sfumato.imageio import to_pil
 
-    pil = to_pil(rgb)
+    pil = to_pil(pixels)
     if loaded.greyscale:
         pil = pil.convert("L")
     if loaded.alpha is not None:
@@ -240,7 +260,7 @@ def _engine(
         extra_report = {
             **extra_report,
             "against": generator_effect(
-                generator, settings, as_unit(x), as_unit(protected).to(dev), target.to(dev)
+                generator, settings, as_unit(x), as_unit(protected).to(dev), as_unit(target).to(dev)
             ),
         }
     # Against a generator, its latents are reported above and the known encoders measure transfer.
@@ -251,7 +271,7 @@ def _engine(
     if settings.views is not None:
         # The shift the training views carry, on a bank of boxes the attack never drew from.
         check = Ensemble(measure, bf16=False)
-        bound = settings.views.bind(loaded.rgb[None], target.cpu(), check, settings.seed + 7919)
+        bound = settings.views.bind(loaded.rgb[None], as_unit(target).cpu(), check, settings.seed + 7919)
         moved = bound.moved(as_unit(protected), check)
         extra_report = {
             **extra_report,
@@ -267,6 +287,7 @@ def _engine(
         "budget": budget.describe(),
         "steps": steps,
         "device": str(dev),
+        "precision": precision(dev),  # the encoders' gradients: bf16 only where the CPU makes it fast
         "size": list(loaded.size),
         "seconds": round(seconds, 2),
         "seconds_measuring": round(time.perf_counter() - started - seconds, 2),
@@ -275,7 +296,7 @@ def _engine(
         "effect": effect,
         "notes": list(loaded.notes),
     }
-    return as_unit(protected[0]), report
+    return protected[0], report
 
 
 def _against(settings: Settings, device: torch.device) -> tuple[Generator, Objective | None]:
@@ -342,7 +363,7 @@ def shade(
     anchor, _ = _as_loaded(target)
     shown, digest = image_identity(target, target_name)
     h, w = loaded.pixels.shape[-2:]
-    fitted = fit_to(anchor.rgb[None], h, w)
+    fitted = fit_to_8bit(anchor.rgb[None], h, w)  # kept whole: in 8 bits, as an image file would be
     settings = Settings(
         mode="shade",
         encoders=tuple(encoders),
@@ -409,13 +430,15 @@ def cloak(
     _check_against(against, objective, prompt)
     encoders, encoder_weights = resolve_encoders(encoders, encoder_weights)
     loaded, kind = _as_loaded(image)
-    x = loaded.rgb[None]
     extra: dict[str, Any] = {}
     style_shown, style_digest = (None, None) if style_image is None else image_identity(style_image)
     if style_image is not None:
         reference, _ = _as_loaded(style_image)
         target = latent_style_transfer(
-            x, reference.rgb[None], load_encoder("flux2", weights_dir), load_decoder("flux2", weights_dir)
+            loaded.rgb[None],
+            reference.rgb[None],
+            load_encoder("flux2", weights_dir),
+            load_decoder("flux2", weights_dir),
         )
         chosen = None
     else:
@@ -426,11 +449,12 @@ def cloak(
                 if against is not None
                 else load_encoder(encoders[0], weights_dir)
             )
-            chosen, distances = auto_style(x, chooser, seed)
+            chosen, distances = auto_style(loaded.rgb[None], chooser, seed)
             extra["style_distances"] = {k: round(v, 5) for k, v in distances.items()}
-        target = style_target(x, chosen, seed)
+        # The 8-bit source itself: the style reads it into its one working copy, no float copy first.
+        target = style_target(loaded.pixels[None], chosen, seed)
         extra["style"] = chosen
-    del x  # a float copy of an 8-bit source: the engine reads the source itself, a tile at a time
+    target = as_8bit(target)  # kept whole through the engine: in 8 bits, as an image file would be
     settings = Settings(
         mode="cloak",
         encoders=tuple(encoders),

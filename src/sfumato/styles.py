@@ -549,7 +549,9 @@ STYLE_DESCRIPTIONS: dict[str, str] = {name: desc for name, (_, desc) in _STYLES.
 def render_style(name: str, image: torch.Tensor, seed: int = 0) -> torch.Tensor:
     """Render ``image`` (B, 3, H, W) or (3, H, W) in [0, 1] in the built-in style ``name``.
 
-    Returns a tensor of the same shape, dtype and device with values in [0, 1].  The result is a
+    ``image`` may be 8-bit (uint8, read as ``image / 255`` into the one working copy, so a large 8-bit
+    image needs no float copy of its own). Returns a tensor of the same shape and device (float32 for an
+    8-bit image, the image's dtype otherwise) with values in [0, 1].  The result is a
     deterministic function of (name, image, seed); each image of a batch uses the same seed.
     """
     if name not in _STYLES:
@@ -563,7 +565,11 @@ def render_style(name: str, image: torch.Tensor, seed: int = 0) -> torch.Tensor:
     outs = []
     for item in batch:
         arr = np.empty((item.shape[1], item.shape[2], 3), _F32)  # the one (H, W, 3) working copy
-        np.copyto(arr, item.to("cpu", torch.float32).permute(1, 2, 0).numpy())
+        if item.dtype == torch.uint8:
+            np.copyto(arr, item.cpu().permute(1, 2, 0).numpy())
+            np.divide(arr, _F32(255), out=arr)
+        else:
+            np.copyto(arr, item.to("cpu", torch.float32).permute(1, 2, 0).numpy())
         np.nan_to_num(arr, copy=False)
         np.clip(arr, 0.0, 1.0, out=arr)
         res = fn(arr, np.random.default_rng(seed))

@@ -20,14 +20,25 @@ AUTO_QUANTILE = 2 / 3  # Glaze picks a target style at a middling-to-far feature
 WORKING_SIDE = 512  # long side at which style choice and latent style transfer are computed
 
 
-def fit_to(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Resize (1, 3, h, w) to cover ``height`` x ``width`` and centre-crop: no distortion, no bars."""
+def _cover(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``image`` resized to cover ``height`` x ``width``, centre-cropped (a view of the resized copy)."""
     h, w = image.shape[-2:]
     scale = max(height / h, width / w)
     nh, nw = max(height, round(h * scale)), max(width, round(w * scale))
     resized = F.interpolate(image, size=(nh, nw), mode="bicubic", antialias=True, align_corners=False)
     top, left = (nh - height) // 2, (nw - width) // 2
-    return resized[..., top : top + height, left : left + width].clamp(0, 1)
+    return resized[..., top : top + height, left : left + width]
+
+
+def fit_to(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Resize (1, 3, h, w) to cover ``height`` x ``width`` and centre-crop: no distortion, no bars."""
+    return _cover(image, height, width).clamp(0, 1)
+
+
+def fit_to_8bit(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """:func:`fit_to` rounded to 8 bits (uint8), as an anchor is kept for a large image: the resized
+    floats are clamped and rounded where they lie, so one float copy exists, not three."""
+    return _cover(image, height, width).clamp_(0, 1).mul_(255).round_().to(torch.uint8)
 
 
 def choose_anchor(

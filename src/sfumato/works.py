@@ -22,7 +22,7 @@ from PIL import Image
 from sfumato.budget import make_budget
 from sfumato.countermeasures.views import TrainingViews
 from sfumato.generators import load_generator
-from sfumato.imageio import atomic_write_text, collect_inputs, load_image, save_image
+from sfumato.imageio import as_8bit, as_unit, atomic_write_text, collect_inputs, load_image, save_image
 from sfumato.inspect import sidecar_path
 from sfumato.objectives import FOLDER_OBJECTIVES, RoundReport, Schedule, generator_effect, protect_folder
 from sfumato.objectives.surrogate import DEFAULTS, TARGETED_SCHEMES
@@ -94,7 +94,8 @@ def protect_works(
     for (item, kind), x, d, p in zip(loaded, works, deltas, prompts, strict=True):
         if item.greyscale:
             d = d.mean(1, keepdim=True).expand_as(d)  # grey in, grey out: one change for all channels
-        protected = ((x + d) * 255).round().clamp(0, 255) / 255
+        pixels = as_8bit(x + d)  # as a saved file holds it
+        protected = as_unit(pixels)
         settings = Settings(
             mode=mode, intensity=intensity, budget=budget, eps=eps, seed=seed, robust=robust,
             views=bound_views, against=str(against), objective=objective, prompt=p,
@@ -112,8 +113,8 @@ def protect_works(
             "effect": {"quality": measure_quality(x.cpu(), protected.cpu()).as_dict()},
             "notes": list(item.notes),
         }
-        rgb = protected[0].cpu()
-        out.append(Protected(_hand_back(item, rgb, kind), rgb, rgb, report))
+        kept = pixels[0].cpu()
+        out.append(Protected(_hand_back(item, kept, kind), kept, kept, report))
     return out
 
 

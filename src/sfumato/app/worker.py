@@ -201,7 +201,7 @@ class Worker:
             loaded = load_image(source)
             protected = self._protect(job, item, source, loaded.size)
             out = result_path(self.config, job_id, idx)
-            warnings = save_image(loaded, protected.tensor, out, forbidden=[source])
+            warnings = save_image(loaded, protected.pixels, out, forbidden=[source])
             heat, visibility = heat_map(loaded.rgb, protected.tensor)
             buf = io.BytesIO()
             heat.save(buf, format="PNG")

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from sfumato.encoders.precision import precision
 from sfumato.imageio import atomic_write_bytes, atomic_write_text
 
 
@@ -59,3 +60,16 @@ def merge_folder_settings(
             new[k] = sorted(set(old[k]) | set(new[k]), key=order)
     atomic_write_text(path, json.dumps(new, indent=2) + "\n")
     return new
+
+
+def with_precision(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` plus ``precision: fp32`` where the lab's encoders and decoders run in fp32 here (a CPU
+    without fast bf16, :mod:`sfumato.encoders.precision`): the two round differently, so their runs are
+    one experiment only with the same precision. bf16, the lab's first, is left out, so folders made
+    before this setting existed keep their settings."""
+    return settings if precision() == "bf16" else {**settings, "precision": precision()}
+
+
+def without_precision(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` as a config takes them: the precision is this machine's, not a choice."""
+    return {k: v for k, v in settings.items() if k != "precision"}

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from sfumato.encoders.precision import bf16_autocast
 from sfumato.lab.judging.classifiers import Judge
 from sfumato.lab.judging.frechet import frechet_between
 from sfumato.lab.models.generator import LatentUNet, sample
@@ -25,10 +26,10 @@ DEFAULT_GUIDANCE = 3.0
 
 
 def decode_latents(latents: torch.Tensor, decoder: torch.nn.Module, batch: int = 250) -> torch.Tensor:
-    """Latents -> uint8 images (N, 3, H, W), decoded in bf16 autocast on the CPU, batched."""
+    """Latents -> uint8 images (N, 3, H, W), batched; in bf16 autocast where the CPU makes that fast."""
     out = []
     dev = next(decoder.parameters()).device
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=dev.type == "cpu"):
+    with torch.no_grad(), bf16_autocast(dev):
         for s in range(0, latents.shape[0], batch):
             x = decoder(latents[s : s + batch].to(dev)).float().clamp(0, 1)
             out.append((x * 255).round().to(torch.uint8).cpu())

@@ -277,7 +277,7 @@ class MimicryExperiment:
                 eps = min(0.25, max(0.5 / 255, eps * 10 ** ((psnr - target_psnr) / 20)))
         latents = result.report["effect"]["latents"]
         record = {
-            "image": (result.tensor * 255).round().clamp(0, 255).to(torch.uint8),
+            "image": result.pixels,
             "name": self.works(artist).names[k],
             "psnr": psnr,
             "target_psnr": target_psnr,
@@ -326,9 +326,9 @@ class MimicryExperiment:
             for k, (work, result, path) in enumerate(zip(works.images, protected, paths, strict=True)):
                 x = work.float()[None] / 255
                 target = render_style(style, x[0], seed=k)[None]
-                effect = effect_report(x, result.tensor[None], target, [self.encoder])
+                effect = effect_report(x, result.pixels[None], target, [self.encoder])
                 record = {
-                    "image": (result.tensor * 255).round().clamp(0, 255).to(torch.uint8),
+                    "image": result.pixels,
                     "name": works.names[k],
                     "psnr": float(effect["quality"]["psnr_db"]),
                     "target_psnr": None,

@@ -22,6 +22,7 @@ from sfumato.lab.data.artists import (
 from sfumato.lab.judging.evaluation import DEFAULT_GUIDANCE, SAMPLER_STEPS
 from sfumato.lab.judging.style_judge import StyleJudgeSpec
 from sfumato.lab.models.base import BaseSpec
+from sfumato.lab.storage import with_precision, without_precision
 from sfumato.styles import STYLE_NAMES
 
 SCHEMA = "sfumato.lab.mimicry/1"
@@ -220,13 +221,13 @@ class MimicryConfig:
                 d[k] = list(v)
         if not d["countermeasure"]:
             del d["countermeasure"]  # so folders made before countermeasures existed keep their settings
-        return d
+        return with_precision(d)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MimicryConfig:
         from sfumato.lab.models.base import spec_from_dict
 
-        d = dict(d)
+        d = without_precision(d)
         d["base"] = spec_from_dict(d["base"])
         if d.get("surrogate") is not None:
             d["surrogate"] = spec_from_dict(d["surrogate"])

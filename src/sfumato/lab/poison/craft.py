@@ -25,6 +25,7 @@ from sfumato.budget import make_budget
 from sfumato.countermeasures.differentiable import ROBUST_RECIPE, ROBUST_STEP_FACTOR
 from sfumato.encoders import load_encoder
 from sfumato.encoders.ensemble import Ensemble
+from sfumato.encoders.precision import bf16_autocast
 from sfumato.lab.models.autoencoders import register_lab_encoders
 from sfumato.optimise import SPEED, attack
 
@@ -76,7 +77,7 @@ def choose_anchors(source_latents: torch.Tensor, candidate_latents: torch.Tensor
 
 def encode_with(encoders: Sequence[torch.nn.Module], x: torch.Tensor, batch: int = 128) -> list[torch.Tensor]:
     out: list[list[torch.Tensor]] = [[] for _ in encoders]
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.no_grad(), bf16_autocast(x.device):
         for s in range(0, x.shape[0], batch):
             for i, e in enumerate(encoders):
                 out[i].append(e(x[s : s + batch]).float())

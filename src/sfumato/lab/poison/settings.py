@@ -17,6 +17,7 @@ import torch
 from sfumato.lab.data.captions import RELATED, prompt_for
 from sfumato.lab.judging.evaluation import DEFAULT_GUIDANCE, SAMPLER_STEPS
 from sfumato.lab.models.base import BaseSpec
+from sfumato.lab.storage import with_precision, without_precision
 
 METHODS = ("shade", "shade-gm", "shade-mist", "shade-robust", "shade-real", "dirty")
 #: The methods that attack a generator (the protector's surrogate: the victim base unless one is named).
@@ -126,13 +127,13 @@ class PoisonConfig:
             del d["poison_eps"]
         if not d["poisons_from"]:
             del d["poisons_from"]
-        return d
+        return with_precision(d)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PoisonConfig:
         from sfumato.lab.models.base import spec_from_dict
 
-        d = dict(d)
+        d = without_precision(d)
         d["base"] = spec_from_dict(d["base"])
         if d.get("surrogate") is not None:
             d["surrogate"] = spec_from_dict(d["surrogate"])

@@ -105,14 +105,12 @@ def test_an_8_bit_result_is_measured_as_its_float_copy(weights_dir) -> None:
     assert measure_quality(x, as_8bit) == measure_quality(x, as_float)
 
 
-_PEAK = """
+_TINY = """
 import resource, sys, torch
+from pathlib import Path
 from torch import nn
 torch.set_num_threads(1)
-from sfumato.budget import make_budget
 from sfumato.encoders.base import ImageEncoder
-from sfumato.encoders.ensemble import Ensemble
-from sfumato.optimise import protect_image
 
 class Tiny(ImageEncoder):
     name, multiple = "tiny", 8
@@ -121,6 +119,14 @@ class Tiny(ImageEncoder):
         self.net = nn.Conv2d(3, 4, 8, stride=8)
     def encode(self, x):
         return self.net(x * 2 - 1)
+"""
+
+_PEAK = (
+    _TINY
+    + """
+from sfumato.budget import make_budget
+from sfumato.encoders.ensemble import Ensemble
+from sfumato.optimise import protect_image
 
 ens = Ensemble([Tiny().freeze()], bf16=False)
 rule = make_budget()
@@ -135,48 +141,16 @@ out = protect_image(x, t, ens, lambda a, b: rule.allowance_rows(x, a, b), steps=
 assert out.dtype == torch.uint8
 print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start) // 1024)
 """
+)
 
-
-def test_protecting_a_large_image_needs_little_memory_per_pixel() -> None:
-    """The memory a protection needs beyond its image and target, at 2.6 and 10.2 MP: with whole-image
-    buffers (allowance, sums, weights, the float result and its rounding) it grew by 22 MB per MP;
-    streamed, by 4.4 (the 8-bit result, 3 MB per MP, and one row of tiles, which grows with the width)."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    src = Path(__file__).resolve().parents[1] / "src"
-    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
-    peaks = {}
-    for side in (1600, 3200):
-        run = subprocess.run(
-            [sys.executable, "-c", _PEAK, str(side)], env=env, capture_output=True, text=True, check=True
-        )
-        peaks[side] = int(run.stdout.strip())
-    per_mp = (peaks[3200] - peaks[1600]) / ((3200**2 - 1600**2) / 1e6)
-    assert per_mp < 12, f"{per_mp:.1f} MB more per megapixel ({peaks})"
-
-
-_WHOLE_CALL = """
-import resource, sys, torch
-from pathlib import Path
-from torch import nn
-torch.set_num_threads(1)
+_WHOLE_CALL = (
+    _TINY
+    + """
 import sfumato
 from sfumato.encoders import register_loader
-from sfumato.encoders.base import ImageEncoder
-
-class Tiny(ImageEncoder):
-    name, multiple = "tiny", 8
-    def __init__(self):
-        super().__init__()
-        self.net = nn.Conv2d(3, 4, 8, stride=8)
-    def encode(self, x):
-        return self.net(x * 2 - 1)
 
 register_loader(lambda name: Tiny().freeze() if name == "tiny" else None)
-folder, side = Path(sys.argv[1]), int(sys.argv[2])
+side, folder = int(sys.argv[1]), Path(sys.argv[2])
 kw = dict(encoders=("tiny",), steps=1, device="cpu", weights_dir=folder / "no-weights")
 sfumato.shade(str(folder / "small.png"), str(folder / "anchor.png"), **kw)  # warm up
 start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -184,6 +158,38 @@ out = sfumato.shade(str(folder / f"{side}.png"), str(folder / "anchor.png"), **k
 assert out.pixels.dtype == torch.uint8 and out.image.size == (side, side)
 print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start) // 1024)
 """
+)
+
+
+def _mb_per_megapixel(script: str, *args: str, **env: str) -> tuple[float, dict[int, int]]:
+    """Run ``script SIDE *args`` in a fresh process at 1600 and 3200 px; the growth of its peak (MB, the
+    last line it prints) per megapixel between the two, and the two peaks."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "src"
+    full = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1", **env}
+    peaks = {}
+    for side in (1600, 3200):
+        run = subprocess.run(
+            [sys.executable, "-c", script, str(side), *args],
+            env=full,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        peaks[side] = int(run.stdout.strip().splitlines()[-1])
+    return (peaks[3200] - peaks[1600]) / ((3200**2 - 1600**2) / 1e6), peaks
+
+
+def test_protecting_a_large_image_needs_little_memory_per_pixel() -> None:
+    """The memory a protection needs beyond its image and target, at 2.6 and 10.2 MP: with whole-image
+    buffers (allowance, sums, weights, the float result and its rounding) it grew by 22 MB per MP;
+    streamed, by 4.4 (the 8-bit result, 3 MB per MP, and one row of tiles, which grows with the width)."""
+    per_mp, peaks = _mb_per_megapixel(_PEAK)
+    assert per_mp < 12, f"{per_mp:.1f} MB more per megapixel ({peaks})"
 
 
 def test_a_whole_shade_call_needs_little_memory_per_pixel(tmp_path) -> None:
@@ -191,11 +197,6 @@ def test_a_whole_shade_call_needs_little_memory_per_pixel(tmp_path) -> None:
     anchor's fitting were kept in 8 bits, the call grew by 70 MB per MP; now by 16 (what it must hold:
     the 8-bit source, target, result and returned image, 12 MB per MP, plus the fitting's one float copy
     and the optimiser's row of tiles)."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     import numpy as np
     from PIL import Image
 
@@ -207,19 +208,12 @@ def test_a_whole_shade_call_needs_little_memory_per_pixel(tmp_path) -> None:
         ("3200", (3200, 3200)),
     ):
         Image.fromarray(g.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(tmp_path / f"{name}.png")
-    src = Path(__file__).resolve().parents[1] / "src"
     # No real encoder's weights to be found: the report measures with the tiny one alone.
-    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    env.update(SFUMATO_WEIGHTS=str(tmp_path / "no-weights"), XDG_CACHE_HOME=str(tmp_path / "no-cache"))
-    peaks = {}
-    for side in (1600, 3200):
-        run = subprocess.run(
-            [sys.executable, "-c", _WHOLE_CALL, str(tmp_path), str(side)],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        peaks[side] = int(run.stdout.strip().splitlines()[-1])
-    per_mp = (peaks[3200] - peaks[1600]) / ((3200**2 - 1600**2) / 1e6)
+    per_mp, peaks = _mb_per_megapixel(
+        _WHOLE_CALL,
+        str(tmp_path),
+        HF_HUB_OFFLINE="1",
+        SFUMATO_WEIGHTS=str(tmp_path / "no-weights"),
+        XDG_CACHE_HOME=str(tmp_path / "no-cache"),
+    )
     assert per_mp < 30, f"{per_mp:.1f} MB more per megapixel ({peaks})"

@@ -592,8 +592,7 @@ def _checked(values: torch.Tensor) -> torch.Tensor:
 
 def _to_uint8(values: torch.Tensor) -> np.ndarray:
     """Round, not truncate: truncation darkens every pixel by half a level on average."""
-    scaled = _checked(values).clamp(0, 1).mul_(255).round_()  # one float temporary, not three
-    return np.ascontiguousarray(scaled.to(torch.uint8).numpy())
+    return np.ascontiguousarray(as_8bit(_checked(values)).numpy())
 
 
 # ------------------------------------------------------------------------------------------ file system

@@ -106,7 +106,7 @@ class Protected:
 
     @property
     def target(self) -> torch.Tensor:
-        """The target image as floats in [0, 1], (1, 3, H, W)."""
+        """The target image as floats in [0, 1]: (1, 3, H, W) from :func:`shade` and :func:`cloak`."""
         return as_unit(self.target_pixels)
 
 

@@ -67,7 +67,8 @@ def with_precision(settings: dict[str, Any]) -> dict[str, Any]:
     without fast bf16, :mod:`sfumato.encoders.precision`): the two round differently, so their runs are
     one experiment only with the same precision. bf16, the lab's first, is left out, so folders made
     before this setting existed keep their settings."""
-    return settings if precision() == "bf16" else {**settings, "precision": precision()}
+    here = precision()
+    return settings if here == "bf16" else {**settings, "precision": here}
 
 
 def without_precision(settings: dict[str, Any]) -> dict[str, Any]:

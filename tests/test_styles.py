@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from sfumato.imageio import as_8bit
 from sfumato.styles import STYLE_DESCRIPTIONS, STYLE_NAMES, render_style
 
 SHARED_PHOTO = Path(__file__).resolve().parents[2] / "shared/data/imagenet-samples/n03877845_palace.jpg"
@@ -144,10 +145,27 @@ def test_real_photo():
         assert (outs[a] - outs[b]).abs().mean() > 0.04, (a, b)
 
 
-def test_an_8_bit_image_renders_as_its_floats_do():
+def test_an_8_bit_image_renders_in_8_bits_as_its_floats_round():
     g = torch.Generator().manual_seed(1)
     pixels = torch.randint(0, 256, (3, 40, 56), dtype=torch.uint8, generator=g)
     for name in STYLE_NAMES:
         out = render_style(name, pixels, seed=2)
-        assert out.dtype == torch.float32 and out.shape == pixels.shape
-        assert torch.equal(out, render_style(name, pixels.float() / 255, seed=2)), name
+        assert out.dtype == torch.uint8 and out.shape == pixels.shape
+        assert torch.equal(out, as_8bit(render_style(name, pixels.float() / 255, seed=2))), name
+
+
+@pytest.mark.parametrize("analysis", [None, 48])
+def test_bands_render_what_the_whole_picture_renders(monkeypatch: pytest.MonkeyPatch, analysis) -> None:
+    """Large pictures are rendered a band of rows at a time, each with a halo as wide as its filters
+    reach: with bands of 5 rows (narrower than any halo) the result is the one-band result. With a small
+    analysis copy (as a picture above 768 px has) the whole-picture decisions are enlarged band by band."""
+    import sfumato.styles as styles
+
+    image = synthetic(83, 97)
+    if analysis:
+        monkeypatch.setattr(styles, "_ANALYSIS", analysis)
+    whole = {name: render_style(name, image, seed=4) for name in STYLE_NAMES}
+    monkeypatch.setattr(styles, "_BAND_PIXELS", 5 * 97)
+    for name in STYLE_NAMES:
+        banded = render_style(name, image, seed=4)
+        assert (banded - whole[name]).abs().max() < 1e-5, name

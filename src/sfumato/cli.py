@@ -710,7 +710,7 @@ def _cmd_styles(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     for name in STYLE_NAMES:
         out = args.out / f"{args.preview.stem}.{name}.png"
         try:
-            rendered = render_style(name, loaded.rgb, args.seed)
+            rendered = render_style(name, loaded.pixels, args.seed)  # 8 bits in, 8 bits out
             save_image(loaded, rendered, out, forbidden=[args.preview])
         except (ImageInputError, OSError, ValueError) as e:
             _error(f"{name}: {e}")

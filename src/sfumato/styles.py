@@ -6,21 +6,28 @@ toward, so they must be deterministic, fast, and work at any size.
 
 Conventions
 -----------
-* Input: float tensor (B, 3, H, W) or (3, H, W) with values in [0, 1]; output has the same shape,
-  dtype and device, values in [0, 1].
+* Input: tensor (B, 3, H, W) or (3, H, W), floats in [0, 1] or 8-bit; output has the same shape and
+  device, floats in [0, 1] for a float image and 8 bits for an 8-bit one.
 * Scale awareness: every length (blur radius, cell size, line width, dot size) is expressed relative
   to the short side of the image, so the look is the same at 256 px and at 2048 px.  ``_unit`` below
   is the short side divided by 512, i.e. "one pixel of a 512 px image".
 * Determinism: all randomness comes from ``numpy.random.default_rng(seed)``; no global RNG is used
   and no floating-point reduction depends on the thread count.
-* Work is done in numpy/scipy on float32 (H, W, C) arrays, one image of the batch at a time, with
-  row-chunked loops where a per-pixel intermediate would otherwise be large.
+* Memory flat in the image size: a style first *prepares* what needs the whole picture (contrast
+  percentiles, palettes, broad blurs, glows, cell and dot layouts, all on an analysis copy of at most
+  768 px on the short side, or on small grids), then *renders* horizontal bands of about a megapixel,
+  each read with a halo of rows as wide as its local filters reach.  A large image thus never exists
+  whole as floats: a 10 MP picture needs 2-8 MB more per megapixel than a 2.6 MP one, where it needed
+  28-60 rendered whole.  A picture whose short side is at most 768 px renders as it did whole (within
+  one 8-bit level).  The band height changes nothing but blurs wider than 8 px, done on a reduced copy
+  of each band: more than 2 levels on at most 0.1 % of a 10 MP picture's pixels (woodcut's gouges).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -31,6 +38,8 @@ __all__ = ["STYLE_DESCRIPTIONS", "STYLE_NAMES", "render_style"]
 
 _F32 = np.float32
 _CHUNK_PIXELS = 1 << 20  # pixels per row chunk in the chunked loops (bounds temporary memory)
+_BAND_PIXELS = 1 << 20  # pixels per rendered band, halo not counted
+_ANALYSIS = 768  # short side of the analysis copy that whole-picture decisions are made on
 
 
 # ----------------------------------------------------------------------------------------------
@@ -55,15 +64,24 @@ def _smoothstep(e0, e1, x: np.ndarray) -> np.ndarray:
     return (t * t * (3.0 - 2.0 * t)).astype(_F32)
 
 
-def _stretch(x: np.ndarray, lo_pct: float = 1.0, hi_pct: float = 99.0) -> np.ndarray:
-    """Contrast-stretch so the given percentiles map to 0 and 1 (robust to flat images)."""
+def _stretch_range(x: np.ndarray, lo_pct: float = 1.0, hi_pct: float = 99.0) -> tuple[float, float]:
+    """The values that a contrast stretch maps to 0 and 1: the given percentiles of a strided sample
+    (widened to a unit range around their middle for a nearly flat image)."""
     step = max(1, int(math.sqrt(x.size / 65536)))
-    sample = x[::step, ::step]
-    lo, hi = np.percentile(sample, [lo_pct, hi_pct])
-    if hi - lo < 0.05:  # nearly flat image: keep it roughly as is
+    lo, hi = (float(v) for v in np.percentile(x[::step, ::step], [lo_pct, hi_pct]))
+    if hi - lo < 0.05:
         mid = 0.5 * (hi + lo)
         lo, hi = mid - 0.5, mid + 0.5
+    return lo, hi
+
+
+def _apply_stretch(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.clip((x - lo) / (hi - lo), 0.0, 1.0).astype(_F32)
+
+
+def _stretch(x: np.ndarray, lo_pct: float = 1.0, hi_pct: float = 99.0) -> np.ndarray:
+    """Contrast-stretch so the given percentiles map to 0 and 1 (robust to flat images)."""
+    return _apply_stretch(x, *_stretch_range(x, lo_pct, hi_pct))
 
 
 def _saturate(rgb: np.ndarray, factor: float) -> np.ndarray:
@@ -84,6 +102,26 @@ def _resize(x: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.ascontiguousarray(out.numpy(), dtype=_F32)
 
 
+def _source_index(n_in: int, n_out: int, start: int, stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bilinear sampling positions of output pixels ``start:stop`` of ``n_out`` in ``n_in`` input
+    pixels (half-pixel centres, as ``F.interpolate(align_corners=False)``): lower, upper, weight."""
+    pos = np.maximum((np.arange(start, stop, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5, 0.0)
+    lower = np.minimum(pos.astype(np.int64), n_in - 1)
+    return lower, np.minimum(lower + 1, n_in - 1), (pos - lower).astype(_F32)
+
+
+def _rows_of_resized(small: np.ndarray, h: int, w: int, top: int, bottom: int) -> np.ndarray:
+    """Rows ``top:bottom`` of ``small`` enlarged bilinearly to (h, w), without enlarging the rest."""
+    if small.shape[:2] == (h, w):
+        return small[top:bottom]
+    y0, y1, ty = _source_index(small.shape[0], h, top, bottom)
+    x0, x1, tx = _source_index(small.shape[1], w, 0, w)
+    extra = (None,) * (small.ndim - 2)
+    ty, tx = ty[(slice(None), None, *extra)], tx[(slice(None), *extra)]
+    rows = small[y0] * (1.0 - ty) + small[y1] * ty
+    return (rows[:, x0] * (1.0 - tx) + rows[:, x1] * tx).astype(_F32)
+
+
 def _blur(x: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian blur over the two spatial axes; large radii are done on a reduced copy."""
     if sigma < 0.3:
@@ -97,11 +135,42 @@ def _blur(x: np.ndarray, sigma: float) -> np.ndarray:
     return ndimage.gaussian_filter(x, sigma, axes=(0, 1), mode="reflect", truncate=3.0).astype(_F32)
 
 
-def _value_noise(h: int, w: int, scale: float, rng: np.random.Generator) -> np.ndarray:
-    """Smooth random field in about [-1, 1] with features of size ``scale`` pixels."""
+def _reach(*chains: float) -> int:
+    """Rows of halo a band needs so that chains of blurs (each the sum of its sigmas) see what they would
+    see in the whole image: three sigmas (the filters' truncation), and the reduced-copy path's margin."""
+    longest = max(chains, default=0.0)
+    return 0 if longest <= 0 else math.ceil(3.5 * longest + longest / 2) + 8
+
+
+def _noise_grid(h: int, w: int, scale: float, rng: np.random.Generator) -> np.ndarray:
+    """The random grid of a smooth field with features of size ``scale`` pixels (see ``_Band.noise``)."""
     gh, gw = max(2, int(h / scale) + 2), max(2, int(w / scale) + 2)
-    grid = rng.standard_normal((gh, gw)).astype(_F32)
-    return np.clip(_resize(grid, h, w) * 0.7, -1.0, 1.0).astype(_F32)
+    return rng.standard_normal((gh, gw)).astype(_F32)
+
+
+def _value_noise(h: int, w: int, scale: float, rng: np.random.Generator) -> np.ndarray:
+    """Smooth random field in about [-1, 1] with features of size ``scale`` pixels, whole."""
+    return np.clip(_resize(_noise_grid(h, w, scale, rng), h, w) * 0.7, -1.0, 1.0).astype(_F32)
+
+
+class _NoiseRows:
+    """The rows of ``rng.standard_normal((h, w))``, drawn as bands moving down the picture ask for them
+    (a band may re-read the previous band's last rows: its halo), so that every band sees the values the
+    whole array would hold without the array ever existing whole."""
+
+    def __init__(self, rng: np.random.Generator, w: int) -> None:
+        self.rng, self.w, self.top = rng, w, 0
+        self.held = np.empty((0, w), _F32)
+
+    def rows(self, top: int, bottom: int) -> np.ndarray:
+        if top < self.top:
+            raise ValueError("bands must move down the picture")
+        held = self.held[top - self.top :]
+        missing = bottom - top - held.shape[0]
+        if missing > 0:
+            held = np.concatenate([held, self.rng.standard_normal((missing, self.w), dtype=_F32)])
+        self.top, self.held = top, held
+        return held[: bottom - top]
 
 
 def _hue_to_rgb(hue: np.ndarray) -> np.ndarray:
@@ -110,9 +179,9 @@ def _hue_to_rgb(hue: np.ndarray) -> np.ndarray:
     return np.clip(np.abs(k - 3.0) - 1.0, 0.0, 1.0).astype(_F32)
 
 
-def _row_chunks(h: int, w: int):
-    rows = max(1, _CHUNK_PIXELS // max(w, 1))
-    for y0 in range(0, h, rows):
+def _row_chunks(h: int, w: int, pixels: int = _CHUNK_PIXELS, start: int = 0) -> Iterator[tuple[int, int]]:
+    rows = max(1, pixels // max(w, 1))
+    for y0 in range(start, h, rows):
         yield y0, min(h, y0 + rows)
 
 
@@ -182,21 +251,87 @@ def _analysis_size(h: int, w: int, cap: int) -> tuple[int, int]:
     return max(1, round(h * f)), max(1, round(w * f))
 
 
-def _line_map(rgb: np.ndarray, width: float, lo: float, hi: float, cap: int = 768) -> np.ndarray:
-    """Bold outline map (1 = ink) computed on a reduced copy and sharpened back at full size.
+def _line_soft(analysis: np.ndarray, width: float, lo: float, hi: float) -> np.ndarray:
+    """Soft outline map (1 = ink) of the analysis copy: a DoG of its stretched luminance; ``width`` is in
+    512-px units. ``_Band.lines`` enlarges it and re-thresholds it so lines stay crisp at any size."""
+    lum = _stretch(_lum(analysis))
+    sigma = max(0.6, width * _unit(*analysis.shape[:2]))
+    return _dog_lines(lum, sigma, lo, hi)
 
-    ``width`` is in 512-px units.  The DoG response is computed at no more than ``cap`` px on the
-    short side, upsampled bilinearly, and re-thresholded so lines stay crisp at any resolution.
-    """
-    h, w = rgb.shape[:2]
-    ha, wa = _analysis_size(h, w, cap)
-    small = _resize(rgb, ha, wa)
-    lum = _stretch(_lum(small))
-    sigma = max(0.6, width * _unit(ha, wa))
-    soft = _dog_lines(lum, sigma, lo, hi)
-    if (ha, wa) == (h, w):
-        return soft
-    return _smoothstep(0.3, 0.7, _resize(soft, h, w))
+
+# ----------------------------------------------------------------------------------------------
+# the picture, read in bands
+# ----------------------------------------------------------------------------------------------
+
+
+class _Source:
+    """The picture being rendered, read a band of rows at a time as float32 (rows, W, 3) in [0, 1]."""
+
+    def __init__(self, item: torch.Tensor) -> None:
+        self.item = item  # (3, H, W), floats or 8 bits
+        self.h, self.w = int(item.shape[1]), int(item.shape[2])
+        self._analysis: np.ndarray | None = None
+
+    def read(self, top: int, bottom: int) -> np.ndarray:
+        part = self.item[:, top:bottom].cpu().permute(1, 2, 0)
+        arr = np.empty((bottom - top, self.w, 3), _F32)
+        if part.dtype == torch.uint8:
+            np.copyto(arr, part.numpy())
+            np.divide(arr, _F32(255), out=arr)
+        else:
+            np.copyto(arr, part.to(torch.float32).numpy())
+        np.nan_to_num(arr, copy=False)
+        np.clip(arr, 0.0, 1.0, out=arr)
+        return arr
+
+    def analysis(self) -> np.ndarray:
+        """The picture at no more than ``_ANALYSIS`` px on its short side (the picture itself if small):
+        what whole-picture decisions (contrast, palette, outlines, glows) are made on."""
+        if self._analysis is None:
+            ha, wa = _analysis_size(self.h, self.w, _ANALYSIS)
+            if (ha, wa) == (self.h, self.w):
+                self._analysis = self.read(0, self.h)
+            else:
+                item = self.item.cpu()
+                if item.dtype != torch.uint8:
+                    item = torch.nan_to_num(item.to(torch.float32)).clamp(0, 1)
+                with torch.no_grad():  # 8-bit images are shrunk in 8 bits, without a float copy
+                    small = F.interpolate(item[None], size=(ha, wa), mode="bilinear", antialias=True)[0]
+                arr = small.permute(1, 2, 0).numpy().astype(_F32)
+                self._analysis = arr / _F32(255) if item.dtype == torch.uint8 else np.ascontiguousarray(arr)
+        return self._analysis
+
+
+@dataclass(frozen=True)
+class _Band:
+    """Rows ``top:bottom`` of an (h, w) picture (the band rendered plus its halo) and their pixels."""
+
+    h: int
+    w: int
+    top: int
+    bottom: int
+    img: np.ndarray
+
+    def coords(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.arange(self.top, self.bottom, dtype=_F32)[:, None], np.arange(self.w, dtype=_F32)[None, :]
+
+    def rows(self, small: np.ndarray) -> np.ndarray:
+        """This band's rows of a whole-picture map made smaller (or at full size)."""
+        return _rows_of_resized(small, self.h, self.w, self.top, self.bottom)
+
+    def noise(self, grid: np.ndarray) -> np.ndarray:
+        """This band's rows of the smooth random field in about [-1, 1] drawn by ``_noise_grid``."""
+        return np.clip(self.rows(grid) * 0.7, -1.0, 1.0).astype(_F32)
+
+    def lines(self, soft: np.ndarray) -> np.ndarray:
+        """This band's rows of the outline map ``_line_soft`` (re-thresholded when enlarged)."""
+        if soft.shape == (self.h, self.w):
+            return soft[self.top : self.bottom]
+        return _smoothstep(0.3, 0.7, self.rows(soft))
+
+
+Render = Callable[[_Band], np.ndarray]  # a band -> (3, rows, W) float32 planes
+Style = Callable[[_Source, np.random.Generator], tuple[Render, int]]  # -> (render, halo rows)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -204,29 +339,40 @@ def _line_map(rgb: np.ndarray, width: float, lo: float, hi: float, cap: int = 76
 # ----------------------------------------------------------------------------------------------
 
 
-def _jittered_voronoi(
-    h: int, w: int, cell: float, rng: np.random.Generator, jitter: float = 0.85, edges: bool = True
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
-    """Voronoi diagram of one jittered seed per ``cell`` x ``cell`` grid square.
+@dataclass(frozen=True)
+class _Seeds:
+    """One jittered seed per ``cell`` x ``cell`` grid square (with a padding ring), flattened."""
 
-    Returns (label, dist_to_seed, dist_to_cell_border or None, seed_y, seed_x) where label indexes
-    the flattened seed arrays.  Only the 3 x 3 neighbouring grid squares are searched, which is exact
-    for all practical purposes at jitter < 1, and everything runs in row chunks.
-    """
+    cell: float
+    gh: int
+    gw: int
+    y: np.ndarray
+    x: np.ndarray
+
+
+def _voronoi_seeds(h: int, w: int, cell: float, rng: np.random.Generator, jitter: float = 0.85) -> _Seeds:
     gh, gw = math.ceil(h / cell) + 2, math.ceil(w / cell) + 2  # one padding ring
     jy = rng.random((gh, gw), dtype=_F32)
     jx = rng.random((gh, gw), dtype=_F32)
     sy = ((np.arange(gh, dtype=_F32)[:, None] - 1 + 0.5 + jitter * (jy - 0.5)) * cell).astype(_F32)
     sx = ((np.arange(gw, dtype=_F32)[None, :] - 1 + 0.5 + jitter * (jx - 0.5)) * cell).astype(_F32)
-    sy_f, sx_f = sy.ravel(), sx.ravel()
+    return _Seeds(cell, gh, gw, sy.ravel(), sx.ravel())
 
+
+def _voronoi_rows(
+    seeds: _Seeds, top: int, bottom: int, w: int, edges: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Rows ``top:bottom`` of the Voronoi diagram of ``seeds``: (label, dist_to_seed, dist_to_cell_border
+    or None), label indexing the flattened seeds. Only the 3 x 3 neighbouring grid squares are searched,
+    exact for all practical purposes at jitter < 1, in row chunks."""
+    cell, gh, gw, sy_f, sx_f = seeds.cell, seeds.gh, seeds.gw, seeds.y, seeds.x
     xs = np.arange(w, dtype=_F32) + 0.5
     cx = np.clip((xs // cell).astype(np.int64), 0, gw - 3) + 1
-    label = np.empty((h, w), np.int32)
-    dist = np.empty((h, w), _F32)
-    border = np.empty((h, w), _F32) if edges else None
+    label = np.empty((bottom - top, w), np.int32)
+    dist = np.empty((bottom - top, w), _F32)
+    border = np.empty((bottom - top, w), _F32) if edges else None
     offsets = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
-    for y0, y1 in _row_chunks(h, w):
+    for y0, y1 in _row_chunks(bottom, w, start=top):
         ys = np.arange(y0, y1, dtype=_F32)[:, None] + 0.5
         cy = np.clip((ys[:, 0] // cell).astype(np.int64), 0, gh - 3) + 1
         best = np.full((y1 - y0, w), np.inf, _F32)
@@ -239,23 +385,24 @@ def _jittered_voronoi(
             closer = d < best
             best = np.where(closer, d, best)
             lab = np.where(closer, idx, lab)
-        label[y0:y1] = lab
-        dist[y0:y1] = np.sqrt(best)
-        if edges:
+        label[y0 - top : y1 - top] = lab
+        dist[y0 - top : y1 - top] = np.sqrt(best)
+        if border is not None:
             py, px = sy_f[lab], sx_f[lab]
             bd = np.full((y1 - y0, w), np.inf, _F32)
             for idx, d in cands:
                 sep = np.sqrt((sy_f[idx] - py) ** 2 + (sx_f[idx] - px) ** 2)
                 e = (d - best) / np.maximum(2.0 * sep, 1e-6)
                 bd = np.minimum(bd, np.where(sep > 1e-6, e, np.inf))
-            border[y0:y1] = bd
-    return label, dist, border, sy_f, sx_f
+            border[y0 - top : y1 - top] = bd
+    return label, dist, border
 
 
 # ----------------------------------------------------------------------------------------------
-# the styles.  Each takes an (H, W, 3) float32 image in [0, 1] and a numpy Generator and returns
-# (3, H, W) float32 planes (channel-first, so the result becomes a tensor without another copy).
-# Compositing is done one colour plane at a time to keep full-size temporaries small.
+# the styles.  Each prepares from the whole picture (and a numpy Generator) what needs it, and returns
+# a function rendering a band of (rows, W, 3) float32 pixels in [0, 1] into (3, rows, W) float32 planes
+# (channel-first, so the result becomes a tensor without another copy), with the halo that band needs.
+# Compositing is done one colour plane at a time to keep temporaries small.
 # ----------------------------------------------------------------------------------------------
 
 
@@ -267,175 +414,208 @@ def _mix_planes(a, b, t: np.ndarray) -> np.ndarray:
     return out
 
 
-def _coords(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.arange(h, dtype=_F32)[:, None], np.arange(w, dtype=_F32)[None, :]
-
-
-def _sketch(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    h, w = img.shape[:2]
+def _sketch(src: _Source, rng: np.random.Generator) -> tuple[Render, int]:
+    h, w = src.h, src.w
     u = _unit(h, w)
-    lum = _blur(_stretch(_lum(img)), max(0.4, 0.6 * u))
-    # colour dodge of the inverted blur: lum / blur(lum) -> white paper, graphite along edges
-    value = np.clip(lum / np.maximum(_blur(lum, max(1.0, 4.0 * u)), 1e-3), 0.0, 1.0) ** 2.5
-    # fine outline from a small DoG, for a crisper pencil line
-    value *= 1.0 - 0.55 * _dog_lines(lum, max(0.6, 1.0 * u), 0.004, 0.04)
-    # shading: diagonal (then cross-) hatching in the darker tones, lines wobble a little
-    tone = _blur(lum, max(1.0, 3.0 * u))
-    del lum
+    lo, hi = _stretch_range(_lum(src.analysis()))
+    soft, paper, line = max(0.4, 0.6 * u), max(1.0, 4.0 * u), max(0.6, u)
+    shade, fine = max(1.0, 3.0 * u), max(0.5, 0.7 * u)
     period = max(3.0, 5.0 * u)
-    yy, xx = _coords(h, w)
-    wobble = _value_noise(h, w, 40.0 * u + 2.0, rng) * 1.2
-    for sign, per, lo, hi in ((1.0, period, 0.55, 0.2), (-1.0, period * 1.15, 0.3, 0.05)):
-        hatch = np.cos((xx + sign * yy) * _F32(2.0 * np.pi / per) + wobble)
-        value *= 1.0 - 0.5 * _smoothstep(lo, hi, tone) * _smoothstep(-0.1, 0.7, hatch)
-        del hatch
-    del tone, wobble
-    # paper grain
-    grain = _blur(rng.standard_normal((h, w), dtype=_F32), max(0.5, 0.7 * u))
-    value *= 1.0 + 0.035 * grain
-    del grain
-    np.clip(value, 0.0, 1.0, out=value)
-    return _mix_planes((0.16, 0.16, 0.19), (0.97, 0.955, 0.925), value)
+    wobble_grid = _noise_grid(h, w, 40.0 * u + 2.0, rng)
+    grain = _NoiseRows(rng, w)  # the last draw from ``rng``: the bands draw it row by row
+
+    def render(band: _Band) -> np.ndarray:
+        lum = _blur(_apply_stretch(_lum(band.img), lo, hi), soft)
+        # colour dodge of the inverted blur: lum / blur(lum) -> white paper, graphite along edges
+        value = np.clip(lum / np.maximum(_blur(lum, paper), 1e-3), 0.0, 1.0) ** 2.5
+        # fine outline from a small DoG, for a crisper pencil line
+        value *= 1.0 - 0.55 * _dog_lines(lum, line, 0.004, 0.04)
+        # shading: diagonal (then cross-) hatching in the darker tones, lines wobble a little
+        tone = _blur(lum, shade)
+        del lum
+        yy, xx = band.coords()
+        wobble = band.noise(wobble_grid) * 1.2
+        for sign, per, a, b in ((1.0, period, 0.55, 0.2), (-1.0, period * 1.15, 0.3, 0.05)):
+            hatch = np.cos((xx + sign * yy) * _F32(2.0 * np.pi / per) + wobble)
+            value *= 1.0 - 0.5 * _smoothstep(a, b, tone) * _smoothstep(-0.1, 0.7, hatch)
+            del hatch
+        del tone, wobble
+        value *= 1.0 + 0.035 * _blur(grain.rows(band.top, band.bottom), fine)  # paper grain
+        np.clip(value, 0.0, 1.0, out=value)
+        return _mix_planes((0.16, 0.16, 0.19), (0.97, 0.955, 0.925), value)
+
+    return render, _reach(soft + paper, soft + 1.6 * line, soft + shade, fine)
 
 
-def _comic(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    h, w = img.shape[:2]
+def _comic(src: _Source, rng: np.random.Generator) -> tuple[Render, int]:
+    h, w = src.h, src.w
     # flat colour regions: median-smooth a reduced copy, pick a small palette by k-means
+    analysis = src.analysis()
     ha, wa = _analysis_size(h, w, 384)
-    small = _resize(img, ha, wa)
+    small = _resize(analysis, ha, wa)
     size = max(3, round(5 * _unit(ha, wa)) | 1)
     for _ in range(2):
         small = ndimage.median_filter(small, size=(size, size, 1), mode="reflect")
     small = _saturate(np.clip((small - 0.5) * 1.15 + 0.52, 0.0, 1.0), 1.45)
     palette = _kmeans(_sample_pixels(small, 12000, rng), 7, rng)
-    smooth = _resize(small, h, w)
-    out = np.empty((3, h, w), _F32)
-    shadow = np.empty((h, w), _F32)
-    for y0, y1 in _row_chunks(h, w):
-        flat = palette[_nearest_centre(smooth[y0:y1], palette)]
-        for c in range(3):
-            out[c, y0:y1] = flat[..., c]
-        shadow[y0:y1] = _smoothstep(0.42, 0.15, _lum(smooth[y0:y1]))
-    del smooth
-    # Ben-Day dots in the shadows
-    u = _unit(h, w)
-    spacing = max(3.0, 7.0 * u)
-    yy, xx = _coords(h, w)
+    outlines = _line_soft(analysis, 1.6, 0.012, 0.035)
+    spacing = max(3.0, 7.0 * _unit(h, w))
     k = _F32(np.pi / spacing / 1.4142)
-    dots = np.abs(np.sin((xx + yy) * k) * np.sin((xx - yy) * k))  # 1 at dot centres
-    edge = 1.0 - 0.6 * (0.35 + 0.5 * shadow)
-    dots = 1.0 - 0.35 * _smoothstep(edge, edge + 0.15, dots) * (shadow > 0.02)
-    del edge, shadow
-    # bold outlines
-    lines = _line_map(img, 1.6, 0.012, 0.035)
     ink = (0.05, 0.04, 0.06)
-    for c in range(3):
-        out[c] *= dots
-        out[c] += (ink[c] - out[c]) * lines
-    return out
+
+    def render(band: _Band) -> np.ndarray:
+        smooth = band.rows(small)
+        flat = palette[_nearest_centre(smooth, palette)]
+        out = np.ascontiguousarray(flat.transpose(2, 0, 1))
+        del flat
+        shadow = _smoothstep(0.42, 0.15, _lum(smooth))
+        del smooth
+        # Ben-Day dots in the shadows
+        yy, xx = band.coords()
+        dots = np.abs(np.sin((xx + yy) * k) * np.sin((xx - yy) * k))  # 1 at dot centres
+        edge = 1.0 - 0.6 * (0.35 + 0.5 * shadow)
+        dots = 1.0 - 0.35 * _smoothstep(edge, edge + 0.15, dots) * (shadow > 0.02)
+        del edge, shadow
+        lines = band.lines(outlines)  # bold outlines
+        for c in range(3):
+            out[c] *= dots
+            out[c] += (ink[c] - out[c]) * lines
+        return out
+
+    return render, 0
 
 
-def _mosaic(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    h, w = img.shape[:2]
+def _mosaic(src: _Source, rng: np.random.Generator) -> tuple[Render, int]:
+    h, w = src.h, src.w
     cell = max(6.0, min(h, w) / 40.0)
-    label, dist, border, _, _ = _jittered_voronoi(h, w, cell, rng)
-    del dist
-    n = int(label.max()) + 1
-    flat_lab = label.ravel()
-    counts = np.maximum(np.bincount(flat_lab, minlength=n), 1).astype(np.float64)
-    colours = np.stack(
-        [np.bincount(flat_lab, weights=img[..., c].ravel(), minlength=n) / counts for c in range(3)], 1
-    ).astype(_F32)
+    seeds = _voronoi_seeds(h, w, cell, rng)
+    # each glass piece takes its cell's mean colour: summed over the picture, a band at a time
+    sums = np.zeros((seeds.y.size, 3), np.float64)
+    counts = np.zeros(seeds.y.size, np.float64)
+    for top, bottom in _row_chunks(h, w, _BAND_PIXELS):
+        label = _voronoi_rows(seeds, top, bottom, w, edges=False)[0].ravel()
+        img = src.read(top, bottom).reshape(-1, 3)
+        counts += np.bincount(label, minlength=counts.size)
+        for c in range(3):
+            sums[:, c] += np.bincount(label, weights=img[:, c], minlength=counts.size)
+    n = int(np.flatnonzero(counts).max()) + 1
+    colours = (sums[:n] / np.maximum(counts[:n], 1)[:, None]).astype(_F32)
     colours = _saturate(colours[None], 1.35)[0]
     colours *= (1.0 + 0.12 * (rng.random((n, 1), dtype=_F32) - 0.5)).astype(_F32)
     colours = np.clip(colours, 0.0, 1.0)
-    # glass pieces glow a little toward their centres; dark lead lines along the cell borders
-    glow = 0.92 + 0.22 * _smoothstep(0.0, 0.45 * cell, border)
     half = max(0.6, 0.06 * cell)
-    lead = 1.0 - _smoothstep(half - 0.5, half + 0.7, border)
-    del border
     grout = (0.09, 0.085, 0.08)
-    out = np.empty((3, h, w), _F32)
-    for c in range(3):
-        plane = np.minimum(colours[:, c][label] * glow, 1.0)
-        out[c] = plane + (grout[c] - plane) * lead
-    return out
+
+    def render(band: _Band) -> np.ndarray:
+        label, _, border = _voronoi_rows(seeds, band.top, band.bottom, w)
+        # glass pieces glow a little toward their centres; dark lead lines along the cell borders
+        glow = 0.92 + 0.22 * _smoothstep(0.0, 0.45 * cell, border)
+        lead = 1.0 - _smoothstep(half - 0.5, half + 0.7, border)
+        del border
+        out = np.empty((3, *label.shape), _F32)
+        for c in range(3):
+            plane = np.minimum(colours[:, c][label] * glow, 1.0)
+            out[c] = plane + (grout[c] - plane) * lead
+        return out
+
+    return render, 0
 
 
-def _dot_layer(
-    h: int, w: int, cell: float, radius: float, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One layer of round dots, one per jittered ``cell`` grid square, overlapping in random order.
+@dataclass(frozen=True)
+class _Dots:
+    """One layer of round dots, one per jittered ``cell`` grid square, at random depths."""
 
-    Returns (label, alpha, seed_y, seed_x): for each pixel the index of the topmost dot covering it
-    (dots have radii in [0.75, 1.2] x ``radius`` and a random depth) and its antialiased coverage.
-    """
+    cell: float
+    gh: int
+    gw: int
+    y: np.ndarray
+    x: np.ndarray
+    radius: np.ndarray
+    depth: np.ndarray
+
+
+def _dot_seeds(h: int, w: int, cell: float, radius: float, rng: np.random.Generator) -> _Dots:
     gh, gw = math.ceil(h / cell) + 2, math.ceil(w / cell) + 2
     sy = ((np.arange(gh, dtype=_F32)[:, None] - 0.5 + rng.random((gh, gw), dtype=_F32)) * cell).ravel()
     sx = ((np.arange(gw, dtype=_F32)[None, :] - 0.5 + rng.random((gh, gw), dtype=_F32)) * cell).ravel()
     rad = radius * (0.75 + 0.45 * rng.random(gh * gw, dtype=_F32))
     depth = rng.random(gh * gw, dtype=_F32)
+    return _Dots(cell, gh, gw, sy, sx, rad, depth)
+
+
+def _dot_rows(dots: _Dots, top: int, bottom: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``top:bottom`` of a dot layer: for each pixel the index of the topmost dot covering it (dots
+    have radii in [0.75, 1.2] x the radius and overlap in depth order) and its antialiased coverage."""
+    cell, gh, gw = dots.cell, dots.gh, dots.gw
     xs = np.arange(w, dtype=_F32) + 0.5
     cx = np.clip((xs // cell).astype(np.int64), 0, gw - 3) + 1
-    label = np.zeros((h, w), np.int32)
-    alpha = np.zeros((h, w), _F32)
-    for y0, y1 in _row_chunks(h, w):
+    label = np.zeros((bottom - top, w), np.int32)
+    alpha = np.zeros((bottom - top, w), _F32)
+    for y0, y1 in _row_chunks(bottom, w, start=top):
         ys = np.arange(y0, y1, dtype=_F32)[:, None] + 0.5
         cy = np.clip((ys[:, 0] // cell).astype(np.int64), 0, gh - 3) + 1
-        top = np.full((y1 - y0, w), -1.0, _F32)
+        top_z = np.full((y1 - y0, w), -1.0, _F32)
         lab = np.zeros((y1 - y0, w), np.int64)
         cov = np.zeros((y1 - y0, w), _F32)
         for dy in (-1, 0, 1):
             for dx in (-1, 0, 1):
                 idx = (cy + dy)[:, None] * gw + (cx + dx)[None, :]
-                d = np.sqrt((ys - sy[idx]) ** 2 + (xs - sx[idx]) ** 2)
-                a = 1.0 - _smoothstep(-0.6, 0.6, d - rad[idx])
-                z = np.where(a > 0.0, depth[idx], -1.0)
-                above = z > top
-                top = np.where(above, z, top)
+                d = np.sqrt((ys - dots.y[idx]) ** 2 + (xs - dots.x[idx]) ** 2)
+                a = 1.0 - _smoothstep(-0.6, 0.6, d - dots.radius[idx])
+                z = np.where(a > 0.0, dots.depth[idx], -1.0)
+                above = z > top_z
+                top_z = np.where(above, z, top_z)
                 lab = np.where(above, idx, lab)
                 # coverage: the top dot's own alpha, topped up by what is under it
                 cov = np.where(above, a + (1.0 - a) * cov, np.maximum(cov, a))
-        label[y0:y1] = lab
-        alpha[y0:y1] = np.clip(cov, 0.0, 1.0)
-    return label, alpha, sy, sx
+        label[y0 - top : y1 - top] = lab
+        alpha[y0 - top : y1 - top] = np.clip(cov, 0.0, 1.0)
+    return label, alpha
 
 
-def _pointillism(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    h, w = img.shape[:2]
-    u = _unit(h, w)
-    radius = max(1.5, 4.5 * u)
+def _pointillism(src: _Source, rng: np.random.Generator) -> tuple[Render, int]:
+    h, w = src.h, src.w
+    radius = max(1.5, 4.5 * _unit(h, w))
     # dot colours are sampled from a reduced, slightly blurred, saturated copy
-    ha, wa = _analysis_size(h, w, 768)
+    analysis = src.analysis()
+    ha, wa = analysis.shape[:2]
     f = ha / h
-    src = _saturate(_blur(_resize(img, ha, wa), 0.35 * radius * f), 1.5)
+    colours_from = _saturate(_blur(analysis, 0.35 * radius * f), 1.5)
     # light canvas with a thin, lightened underpainting so gaps between dots are not stark white
-    wash = _blur(src, 4.0 * radius * f)
-    texture = 1.0 + 0.03 * _value_noise(h, w, 6.0 * radius, rng)
+    wash = _blur(colours_from, 4.0 * radius * f)
+    texture_grid = _noise_grid(h, w, 6.0 * radius, rng)
     canvas = (0.96, 0.94, 0.88)
-    out = np.empty((3, h, w), _F32)
-    for c in range(3):
-        out[c] = (canvas[c] + (_resize(wash[..., c], h, w) - canvas[c]) * 0.5) * texture
-    del wash, texture
+    layers = []
     for _layer in range(2):
-        label, alpha, sy, sx = _dot_layer(h, w, 2.1 * radius, radius, rng)
-        n = sy.shape[0]
-        iy = np.clip((sy * f).astype(np.int64), 0, ha - 1)
-        ix = np.clip((sx * f).astype(np.int64), 0, wa - 1)
-        col = src[iy, ix]
+        dots = _dot_seeds(h, w, 2.1 * radius, radius, rng)
+        n = dots.y.shape[0]
+        iy = np.clip((dots.y * f).astype(np.int64), 0, ha - 1)
+        ix = np.clip((dots.x * f).astype(np.int64), 0, wa - 1)
+        col = colours_from[iy, ix]
         col = col * (1.0 + 0.16 * rng.standard_normal((n, 3), dtype=_F32))  # hue jitter
         col = col * (1.0 + 0.10 * rng.standard_normal((n, 1), dtype=_F32)) + 0.03  # value jitter
-        col = np.clip(col, 0.0, 1.0)
+        layers.append((dots, np.clip(col, 0.0, 1.0)))
+
+    def render(band: _Band) -> np.ndarray:
+        texture = 1.0 + 0.03 * band.noise(texture_grid)
+        under = band.rows(wash)
+        out = np.empty((3, band.bottom - band.top, w), _F32)
         for c in range(3):
-            out[c] += (col[:, c][label] - out[c]) * alpha
-        del label, alpha
-    return out
+            out[c] = (canvas[c] + (under[..., c] - canvas[c]) * 0.5) * texture
+        del under, texture
+        for dots, col in layers:
+            label, alpha = _dot_rows(dots, band.top, band.bottom, w)
+            for c in range(3):
+                out[c] += (col[:, c][label] - out[c]) * alpha
+        return out
+
+    return render, 0
 
 
-def _neon(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    h, w = img.shape[:2]
-    ha, wa = _analysis_size(h, w, 768)
-    small = _resize(img, ha, wa)
+def _neon(src: _Source, rng: np.random.Generator) -> tuple[Render, int]:
+    # the tubes, their colours and the blurry glow are all decided on the analysis copy
+    small = src.analysis()
+    ha, wa = small.shape[:2]
     ua = _unit(ha, wa)
     sm = _blur(small, max(0.7, 1.5 * ua))
     gy = ndimage.sobel(sm, axis=0)
@@ -453,85 +633,118 @@ def _neon(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     xx = np.linspace(0.0, 1.0, wa, dtype=_F32)[None, :]
     sweep = _hue_to_rgb((0.83 + 0.35 * (0.6 * xx + 0.4 * yy)) % 1.0)
     colour = np.clip(weight * pure + (1.0 - weight) * sweep, 0.0, 1.0)
-    # the glow is blurry, so it is computed on the reduced copy; the tubes themselves at full size
     core_small = tubes_small[..., None] * colour
     glow = _blur(core_small, max(1.0, 3.0 * ua)) * 1.6 + _blur(core_small, max(2.0, 10.0 * ua)) * 1.4
     glow += 0.05 * _blur(small, max(1.0, 6.0 * ua)) * np.array([0.6, 0.6, 1.0], _F32)  # faint scene
-    del core_small, small, sm, gx, gy, chroma_src, pure
-    tubes = _smoothstep(0.35, 0.9, _resize(mag, h, w)) if (ha, wa) != (h, w) else tubes_small
-    hot = 0.6 * tubes * tubes
-    out = np.empty((3, h, w), _F32)
-    for c in range(3):
-        col = _resize(colour[..., c], h, w)
-        light = tubes * col * 0.9 + _resize(glow[..., c], h, w) + hot * (0.5 + 0.5 * col)
-        out[c] = 1.0 - np.exp(-1.6 * light)
-    return out
+
+    def render(band: _Band) -> np.ndarray:
+        tubes = _smoothstep(0.35, 0.9, band.rows(mag))  # the tubes themselves sharp at full size
+        hot = 0.6 * tubes * tubes
+        col, light_of = band.rows(colour), band.rows(glow)
+        out = np.empty((3, band.bottom - band.top, band.w), _F32)
+        for c in range(3):
+            light = tubes * col[..., c] * 0.9 + light_of[..., c] + hot * (0.5 + 0.5 * col[..., c])
+            out[c] = 1.0 - np.exp(-1.6 * light)
+        return out
+
+    return render, 0
 
 
-def _woodcut(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    h, w = img.shape[:2]
+def _woodcut(src: _Source, rng: np.random.Generator) -> tuple[Render, int]:
+    h, w = src.h, src.w
     u = _unit(h, w)
-    tone = _stretch(_blur(_lum(img), max(0.7, 1.5 * u)), 2.0, 98.0) ** 0.9
+    analysis = src.analysis()
+    ua = _unit(*analysis.shape[:2])
+    smooth = max(0.7, 1.5 * u)
+    tone_small = _blur(_lum(analysis), max(0.7, 1.5 * ua))
+    lo, hi = _stretch_range(tone_small, 2.0, 98.0)
     # carved parallel gouges: a triangle-wave line screen that bends with the broad tonal forms
+    broad = _blur(_apply_stretch(tone_small, lo, hi) ** 0.9, max(2.0, 18.0 * ua))
+    del tone_small
     period = max(3.0, 8.0 * u)
-    yy, xx = _coords(h, w)
-    phase = _blur(tone, max(2.0, 18.0 * u)) * 2.2 + _value_noise(h, w, 90.0 * u + 4.0, rng) * 0.6
-    phase += (0.94 * yy + 0.34 * xx) / _F32(period)
-    tri = np.abs((phase % 1.0) - 0.5) * 2.0  # 0 in the middle of a gouge, 1 between gouges
-    del phase
-    aa = 1.2 / period
-    paper = _smoothstep(-aa, aa, tone - 0.15 - 0.7 * tri)
-    del tri, tone
-    paper *= 1.0 - _line_map(img, 1.3, 0.012, 0.03)
-    return _mix_planes((0.07, 0.06, 0.06), (0.95, 0.92, 0.84), paper)
+    bend_grid = _noise_grid(h, w, 90.0 * u + 4.0, rng)
+    outlines = _line_soft(analysis, 1.3, 0.012, 0.03)
+
+    def render(band: _Band) -> np.ndarray:
+        tone = _apply_stretch(_blur(_lum(band.img), smooth), lo, hi) ** 0.9
+        yy, xx = band.coords()
+        phase = band.rows(broad) * 2.2 + band.noise(bend_grid) * 0.6
+        phase += (0.94 * yy + 0.34 * xx) / _F32(period)
+        tri = np.abs((phase % 1.0) - 0.5) * 2.0  # 0 in the middle of a gouge, 1 between gouges
+        del phase
+        aa = 1.2 / period
+        paper = _smoothstep(-aa, aa, tone - 0.15 - 0.7 * tri)
+        del tri, tone
+        paper *= 1.0 - band.lines(outlines)
+        return _mix_planes((0.07, 0.06, 0.06), (0.95, 0.92, 0.84), paper)
+
+    return render, _reach(smooth)
 
 
-def _pixel(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    h, w = img.shape[:2]
+def _pixel(src: _Source, rng: np.random.Generator) -> tuple[Render, int]:
+    h, w = src.h, src.w
     block = max(2, round(min(h, w) / 64))
-    # block means (the last row/column of blocks may be partial)
-    sums = np.add.reduceat(
-        np.add.reduceat(img, np.arange(0, h, block), axis=0, dtype=np.float64), np.arange(0, w, block), axis=1
-    )
+    # block means (the last row/column of blocks may be partial), summed a band of whole blocks at a time
+    starts = np.arange(0, w, block)
+    sums = np.empty((math.ceil(h / block), starts.size, 3), np.float64)
+    for top, bottom in _row_chunks(h, w, max(block * w, _BAND_PIXELS // (block * w) * block * w)):
+        img = src.read(top, bottom)
+        rows = np.add.reduceat(img, np.arange(0, bottom - top, block), axis=0, dtype=np.float64)
+        sums[top // block : math.ceil(bottom / block)] = np.add.reduceat(rows, starts, axis=1)
     ny = np.minimum(block, h - np.arange(0, h, block))[:, None, None]
-    nx = np.minimum(block, w - np.arange(0, w, block))[None, :, None]
+    nx = np.minimum(block, w - starts)[None, :, None]
     small = (sums / (ny * nx)).astype(_F32)
     small = _saturate(np.clip((small - 0.5) * 1.2 + 0.5, 0.0, 1.0), 1.35)
     palette = _kmeans(_sample_pixels(small, 6000, rng), 12, rng)
     # snap the palette to 4 bits per channel, like an old console
     palette = (np.round(palette * 15.0) / 15.0).astype(_F32)
     small = _quantise(small, palette)
-    rows = np.arange(h) // block
     cols = np.arange(w) // block
-    out = np.empty((3, h, w), _F32)
-    for c in range(3):
-        out[c] = small[..., c][rows][:, cols]
-    return out
+
+    def render(band: _Band) -> np.ndarray:
+        rows = np.arange(band.top, band.bottom) // block
+        out = np.empty((3, rows.size, w), _F32)
+        for c in range(3):
+            out[c] = small[..., c][rows][:, cols]
+        return out
+
+    return render, 0
 
 
-def _blueprint(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    h, w = img.shape[:2]
+def _blueprint(src: _Source, rng: np.random.Generator) -> tuple[Render, int]:
+    h, w = src.h, src.w
     u = _unit(h, w)
-    yy, xx = _coords(h, w)
+    analysis = src.analysis()
+    lo, hi = _stretch_range(_lum(analysis))
+    outlines = _line_soft(analysis, 1.0, 0.008, 0.028)
+    shade = max(1.0, 3.0 * u)
+    paper_grid = _noise_grid(h, w, 60.0 * u + 3.0, rng)
 
-    def grid(step: float, width: float) -> np.ndarray:
-        dy = 1.0 - _smoothstep(width * 0.5, width * 0.5 + 1.0, np.abs(((yy + step / 2) % step) - step / 2))
-        dx = 1.0 - _smoothstep(width * 0.5, width * 0.5 + 1.0, np.abs(((xx + step / 2) % step) - step / 2))
-        return np.maximum(dy, dx)
+    def render(band: _Band) -> np.ndarray:
+        yy, xx = band.coords()
 
-    # faint drafting grid: minor lines every 16 units, major every 64
-    a = 0.12 * grid(max(6.0, 16.0 * u), max(0.5, 0.6 * u))
-    a = np.maximum(a, 0.2 * grid(max(24.0, 64.0 * u), max(0.8, 1.2 * u)))
-    lines = _line_map(img, 1.0, 0.008, 0.028)
-    a = np.maximum(a, lines * 0.95)
-    a = np.maximum(a, 0.16 * _blur(_stretch(_lum(img)), max(1.0, 3.0 * u)))
-    a += 0.04 * _value_noise(h, w, 60.0 * u + 3.0, rng) * (1.0 - lines)
-    del lines
-    np.clip(a, 0.0, 1.0, out=a)
-    return _mix_planes((0.06, 0.23, 0.50), (0.90, 0.95, 1.00), a)
+        def grid(step: float, width: float) -> np.ndarray:
+            def ruled(t: np.ndarray) -> np.ndarray:
+                off = np.abs(((t + step / 2) % step) - step / 2)
+                return 1.0 - _smoothstep(width * 0.5, width * 0.5 + 1.0, off)
+
+            return np.maximum(ruled(yy), ruled(xx))
+
+        # faint drafting grid: minor lines every 16 units, major every 64
+        a = 0.12 * grid(max(6.0, 16.0 * u), max(0.5, 0.6 * u))
+        a = np.maximum(a, 0.2 * grid(max(24.0, 64.0 * u), max(0.8, 1.2 * u)))
+        lines = band.lines(outlines)
+        a = np.maximum(a, lines * 0.95)
+        a = np.maximum(a, 0.16 * _blur(_apply_stretch(_lum(band.img), lo, hi), shade))
+        a += 0.04 * band.noise(paper_grid) * (1.0 - lines)
+        del lines
+        np.clip(a, 0.0, 1.0, out=a)
+        return _mix_planes((0.06, 0.23, 0.50), (0.90, 0.95, 1.00), a)
+
+    return render, _reach(shade)
 
 
-_STYLES: dict[str, tuple[Callable[[np.ndarray, np.random.Generator], np.ndarray], str]] = {
+_STYLES: dict[str, tuple[Style, str]] = {
     "sketch": (_sketch, "Graphite pencil drawing on off-white paper, with hatching in the shadows."),
     "comic": (_comic, "Comic-book art: flat posterised colours, halftone dots and bold black outlines."),
     "mosaic": (_mosaic, "Stained glass: irregular cells of flat saturated colour set in dark lead lines."),
@@ -546,13 +759,27 @@ STYLE_NAMES: tuple[str, ...] = tuple(_STYLES)
 STYLE_DESCRIPTIONS: dict[str, str] = {name: desc for name, (_, desc) in _STYLES.items()}
 
 
-def render_style(name: str, image: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    """Render ``image`` (B, 3, H, W) or (3, H, W) in [0, 1] in the built-in style ``name``.
+def _render_into(style: Style, item: torch.Tensor, seed: int, out: torch.Tensor) -> None:
+    """Render one (3, H, W) picture into ``out`` (float32 or uint8), a band at a time."""
+    src = _Source(item)
+    render, halo = style(src, np.random.default_rng(seed))
+    for y0, y1 in _row_chunks(src.h, src.w, _BAND_PIXELS):
+        top, bottom = max(0, y0 - halo), min(src.h, y1 + halo)
+        planes = render(_Band(src.h, src.w, top, bottom, src.read(top, bottom)))[:, y0 - top : y1 - top]
+        np.clip(planes, 0.0, 1.0, out=planes)
+        if out.dtype == torch.uint8:  # rounded as ``imageio.as_8bit`` rounds
+            planes = np.rint(planes * _F32(255))
+        out[:, y0:y1] = torch.from_numpy(planes)
 
-    ``image`` may be 8-bit (uint8, read as ``image / 255`` into the one working copy, so a large 8-bit
-    image needs no float copy of its own). Returns a tensor of the same shape and device (float32 for an
-    8-bit image, the image's dtype otherwise) with values in [0, 1].  The result is a
-    deterministic function of (name, image, seed); each image of a batch uses the same seed.
+
+def render_style(name: str, image: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """Render ``image`` (B, 3, H, W) or (3, H, W) in the built-in style ``name``.
+
+    A float image in [0, 1] gives floats in [0, 1] (float32 unless the image is another float type); an
+    8-bit image gives 8 bits, the floats rounded as an image file would hold them, and is read a band at a
+    time, so neither it nor the result ever exists whole as floats. Same shape and device as ``image``.
+    The result is a deterministic function of (name, image, seed); each image of a batch uses the same
+    seed.
     """
     if name not in _STYLES:
         raise ValueError(f"unknown style {name!r}; valid styles: {', '.join(STYLE_NAMES)}")
@@ -560,22 +787,13 @@ def render_style(name: str, image: torch.Tensor, seed: int = 0) -> torch.Tensor:
         raise TypeError("image must be a torch.Tensor")
     if image.ndim not in (3, 4) or image.shape[-3] != 3:
         raise ValueError(f"image must have shape (B, 3, H, W) or (3, H, W); got {tuple(image.shape)}")
-    fn = _STYLES[name][0]
+    style = _STYLES[name][0]
     batch = image.detach().unsqueeze(0) if image.ndim == 3 else image.detach()
-    outs = []
-    for item in batch:
-        arr = np.empty((item.shape[1], item.shape[2], 3), _F32)  # the one (H, W, 3) working copy
-        if item.dtype == torch.uint8:
-            np.copyto(arr, item.cpu().permute(1, 2, 0).numpy())
-            np.divide(arr, _F32(255), out=arr)
-        else:
-            np.copyto(arr, item.to("cpu", torch.float32).permute(1, 2, 0).numpy())
-        np.nan_to_num(arr, copy=False)
-        np.clip(arr, 0.0, 1.0, out=arr)
-        res = fn(arr, np.random.default_rng(seed))
-        del arr
-        np.clip(res, 0.0, 1.0, out=res)
-        outs.append(torch.from_numpy(res))
-    out = outs[0].unsqueeze(0) if len(outs) == 1 else torch.stack(outs)
-    out = out.to(device=image.device, dtype=image.dtype if image.is_floating_point() else torch.float32)
+    eight_bit = image.dtype == torch.uint8
+    out = torch.empty(batch.shape, dtype=torch.uint8 if eight_bit else torch.float32)
+    for item, into in zip(batch, out, strict=True):
+        _render_into(style, item, seed, into)
+    if not eight_bit:
+        out = out.to(image.dtype)
+    out = out.to(image.device)
     return out[0] if image.ndim == 3 else out

@@ -361,15 +361,14 @@ def _voronoi_seeds(h: int, w: int, cell: float, rng: np.random.Generator, jitter
 
 def _voronoi_rows(
     seeds: _Seeds, top: int, bottom: int, w: int, edges: bool = True
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Rows ``top:bottom`` of the Voronoi diagram of ``seeds``: (label, dist_to_seed, dist_to_cell_border
-    or None), label indexing the flattened seeds. Only the 3 x 3 neighbouring grid squares are searched,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Rows ``top:bottom`` of the Voronoi diagram of ``seeds``: (label, dist_to_cell_border or None),
+    label indexing the flattened seeds. Only the 3 x 3 neighbouring grid squares are searched,
     exact for all practical purposes at jitter < 1, in row chunks."""
     cell, gh, gw, sy_f, sx_f = seeds.cell, seeds.gh, seeds.gw, seeds.y, seeds.x
     xs = np.arange(w, dtype=_F32) + 0.5
     cx = np.clip((xs // cell).astype(np.int64), 0, gw - 3) + 1
     label = np.empty((bottom - top, w), np.int32)
-    dist = np.empty((bottom - top, w), _F32)
     border = np.empty((bottom - top, w), _F32) if edges else None
     offsets = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
     for y0, y1 in _row_chunks(bottom, w, start=top):
@@ -386,7 +385,6 @@ def _voronoi_rows(
             best = np.where(closer, d, best)
             lab = np.where(closer, idx, lab)
         label[y0 - top : y1 - top] = lab
-        dist[y0 - top : y1 - top] = np.sqrt(best)
         if border is not None:
             py, px = sy_f[lab], sx_f[lab]
             bd = np.full((y1 - y0, w), np.inf, _F32)
@@ -395,7 +393,7 @@ def _voronoi_rows(
                 e = (d - best) / np.maximum(2.0 * sep, 1e-6)
                 bd = np.minimum(bd, np.where(sep > 1e-6, e, np.inf))
             border[y0 - top : y1 - top] = bd
-    return label, dist, border
+    return label, border
 
 
 # ----------------------------------------------------------------------------------------------
@@ -507,7 +505,7 @@ def _mosaic(src: _Source, rng: np.random.Generator) -> tuple[Render, int]:
     grout = (0.09, 0.085, 0.08)
 
     def render(band: _Band) -> np.ndarray:
-        label, _, border = _voronoi_rows(seeds, band.top, band.bottom, w)
+        label, border = _voronoi_rows(seeds, band.top, band.bottom, w)
         # glass pieces glow a little toward their centres; dark lead lines along the cell borders
         glow = 0.92 + 0.22 * _smoothstep(0.0, 0.45 * cell, border)
         lead = 1.0 - _smoothstep(half - 0.5, half + 0.7, border)

@@ -85,6 +85,7 @@ from sfumato.lab.mimicry.settings import (
     FOLDER_KINDS,
     GENERATOR_OBJECTIVES,
     GROWABLE,
+    MIN_MIMICRY,
     SCHEMA,
     Condition,
     MimicryConfig,
@@ -728,18 +729,20 @@ class MimicryExperiment:
                 continue
             clean = summary[a].get("clean", {}).get(main)
             base_rate = None if clean is None else clean["mimicry"]["mean"]
+            # Met only where there was mimicry to remove: a mimic that (almost) never drew the style (the
+            # autoencoder cannot redraw it) says nothing about the cloak, and a ratio of two shares near
+            # zero is noise.
+            measurable = base_rate is not None and base_rate >= MIN_MIMICRY
             goal["artists"][a] = {
                 "protection": entry["protection"]["mean"],
                 "psnr_mean": psnr,
-                # Met only where there was mimicry to remove: a mimic that never drew the style (the
-                # autoencoder cannot redraw it) says nothing about the cloak.
                 "met": bool(
-                    entry["protection"]["mean"] >= 0.9 and psnr is not None and psnr >= 35.0 and base_rate
+                    entry["protection"]["mean"] >= 0.9 and psnr is not None and psnr >= 35.0 and measurable
                 ),
                 # What the cloak itself removed: a judge that calls weak mimics "photo" leaves protection
                 # high even for clean works, so the clean run's mimicry is the baseline to read it against.
                 "clean_mimicry": base_rate,
-                "mimicry_removed": None if not base_rate else 1 - entry["mimicry"]["mean"] / base_rate,
+                "mimicry_removed": 1 - entry["mimicry"]["mean"] / base_rate if measurable else None,
             }
         results = {
             "schema": SCHEMA,

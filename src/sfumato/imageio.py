@@ -563,12 +563,14 @@ def to_tensor(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1).contiguous()
 
 
-def as_8bit(t: torch.Tensor) -> torch.Tensor:
+def as_8bit(t: torch.Tensor, *, in_place: bool = False) -> torch.Tensor:
     """An image in 8 bits (uint8), as a saved file holds it: floats in [0, 1] rounded to nearest, 8-bit
-    images as they are. A quarter of the memory of floats, for images kept whole (targets, results)."""
+    images as they are. A quarter of the memory of floats, for images kept whole (targets, results).
+    ``in_place`` rounds ``t`` where it lies (a temporary the caller drops) instead of in one float copy."""
     if t.dtype == torch.uint8:
         return t
-    return t.detach().clamp(0, 1).mul_(255).round_().to(torch.uint8)  # one float temporary
+    scaled = t.detach().clamp_(0, 1) if in_place else t.detach().clamp(0, 1)
+    return scaled.mul_(255).round_().to(torch.uint8)
 
 
 def to_pil(rgb: torch.Tensor) -> Image.Image:

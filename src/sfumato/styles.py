@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from sfumato.imageio import as_8bit
+
 __all__ = ["STYLE_DESCRIPTIONS", "STYLE_NAMES", "render_style"]
 
 _F32 = np.float32
@@ -764,10 +766,8 @@ def _render_into(style: Style, item: torch.Tensor, seed: int, out: torch.Tensor)
     for y0, y1 in _row_chunks(src.h, src.w, _BAND_PIXELS):
         top, bottom = max(0, y0 - halo), min(src.h, y1 + halo)
         planes = render(_Band(src.h, src.w, top, bottom, src.read(top, bottom)))[:, y0 - top : y1 - top]
-        np.clip(planes, 0.0, 1.0, out=planes)
-        if out.dtype == torch.uint8:  # rounded as ``imageio.as_8bit`` rounds
-            planes = np.rint(planes * _F32(255))
-        out[:, y0:y1] = torch.from_numpy(planes)
+        band = torch.from_numpy(np.clip(planes, 0.0, 1.0, out=planes))
+        out[:, y0:y1] = as_8bit(band, in_place=True) if out.dtype == torch.uint8 else band
 
 
 def render_style(name: str, image: torch.Tensor, seed: int = 0) -> torch.Tensor:

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from sfumato.encoders import ImageEncoder
 from sfumato.encoders.ensemble import pad_to_multiple
 from sfumato.encoders.tiny import TinyDecoder
+from sfumato.imageio import as_8bit
 from sfumato.optimise import latent_distance
 from sfumato.styles import STYLE_NAMES, render_style
 
@@ -38,7 +39,7 @@ def fit_to(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
 def fit_to_8bit(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """:func:`fit_to` rounded to 8 bits (uint8), as an anchor is kept for a large image: the resized
     floats are clamped and rounded where they lie, so one float copy exists, not three."""
-    return _cover(image, height, width).clamp_(0, 1).mul_(255).round_().to(torch.uint8)
+    return as_8bit(_cover(image, height, width), in_place=True)
 
 
 def choose_anchor(

@@ -85,10 +85,10 @@ from sfumato.lab.mimicry.settings import (
     FOLDER_KINDS,
     GENERATOR_OBJECTIVES,
     GROWABLE,
-    MIN_MIMICRY,
     SCHEMA,
     Condition,
     MimicryConfig,
+    mimicry_to_remove,
     parse_condition,
     prompt_for_artist,
 )
@@ -732,7 +732,7 @@ class MimicryExperiment:
             # Met only where there was mimicry to remove: a mimic that (almost) never drew the style (the
             # autoencoder cannot redraw it) says nothing about the cloak, and a ratio of two shares near
             # zero is noise.
-            measurable = base_rate is not None and base_rate >= MIN_MIMICRY
+            measurable = mimicry_to_remove(base_rate)
             goal["artists"][a] = {
                 "protection": entry["protection"]["mean"],
                 "psnr_mean": psnr,

@@ -18,7 +18,7 @@ from sfumato.lab.mimicry.figures import (
     share_plot,
     works_grid,
 )
-from sfumato.lab.mimicry.settings import MIN_MIMICRY, parse_condition
+from sfumato.lab.mimicry.settings import mimicry_to_remove, parse_condition
 
 
 def _stat(results: dict[str, Any], artist: str, condition: str, setting: str, what: str) -> str:
@@ -95,7 +95,7 @@ def _goal(x: _Context) -> list[str]:
         clean = g.get("clean_mimicry")
         shift = "–" if clean is None else f"{100 * clean:.0f} -> {100 * (1 - g['protection']):.0f} %"
         removed = "–" if g.get("mimicry_removed") is None else f"{100 * g['mimicry_removed']:.0f} %"
-        no_mimicry = clean is not None and clean < MIN_MIMICRY
+        no_mimicry = clean is not None and not mimicry_to_remove(clean)
         lines.append(
             f"| {a} | {100 * g['protection']:.0f} % | {psnr} | "
             f"{'– (no mimicry to remove)' if no_mimicry else 'yes' if g['met'] else 'no'} | {shift} | "

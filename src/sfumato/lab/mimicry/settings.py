@@ -29,6 +29,13 @@ SCHEMA = "sfumato.lab.mimicry/1"
 #: The clean mimic's share judged as the artist below which there is no mimicry for a cloak to remove
 #: (4 of 80 images a seed): the goal is neither met nor missed there.
 MIN_MIMICRY = 0.05
+
+
+def mimicry_to_remove(clean_mimicry: float | None) -> bool:
+    """Whether a clean mimic drew the style often enough for a cloak's effect on it to be measured."""
+    return clean_mimicry is not None and clean_mimicry >= MIN_MIMICRY
+
+
 INTENSITIES = ("low", "default", "high")
 KINDS = (
     "clean",

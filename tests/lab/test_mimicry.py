@@ -191,6 +191,18 @@ def test_figures_are_the_judges_votes(finished: MimicryExperiment, judge, monkey
     cloaks = results["protection"]["van-gogh"]
     assert cloaks["cloak-default"]["cloaked"] == 2 and cloaks["clean"]["cloaked"] == 0
     assert cloaks["cloak-default"]["psnr_mean"] > 30
+    assert 0.5 < cloaks["cloak-default"]["ssim_mean"] < 1 and "ssim_mean" not in cloaks["clean"]
+    # The verdict's table: the share of the clean mimicry each protection took away, beside its PSNR.
+    clean = results["summary"]["van-gogh"]["clean"]["L2-w3"]["mimicry"]["mean"]
+    report = (exp.out / "report.md").read_text()
+    removed = report.split("## Share of the mimicry removed")[1].split("##")[0]
+    row = next(line for line in removed.splitlines() if line.startswith("| van-gogh |"))
+    cell = row.split(" | ")[1]
+    if clean >= MIN_MIMICRY:
+        psnr = cloaks["cloak-default"]["psnr_mean"]
+        assert cell == f"{100 * (1 - entry['mimicry']['mean'] / clean):.0f} % ({psnr:.1f} dB)"
+    else:
+        assert cell == "no mimicry"
     # The views keep some of the cloak's shift, and no more than the works themselves carry.
     views_moved = cloaks["cloak-default"]["views_moved"]
     assert 0 < views_moved <= cloaks["cloak-default"]["moved_mean"]["flux2"] + 0.05
@@ -396,6 +408,34 @@ def test_generator_aware_conditions_parse() -> None:
         parse_condition("advdm")
 
 
+def test_the_fields_plain_budgets_parse_and_bound_the_cloak(
+    workdir: Path, base: Path, text: TextEncoder, monkeypatch
+) -> None:
+    c = parse_condition("targeted-linf16")
+    assert (c.kind, c.intensity, c.budget, c.variant("sketch")) == (
+        "targeted",
+        "linf16",
+        "linf",
+        "targeted-linf16-sketch",
+    )
+    assert parse_condition("cloak-linf8").variant("sketch") == "linf-linf8-sketch"
+    with pytest.raises(ValueError, match="cloak-linf8"):
+        parse_condition("linf-linf8")
+    with pytest.raises(ValueError, match="linf16"):
+        parse_condition("advdm-linf4")
+    import sfumato.protect
+
+    calls: list[dict] = []
+    real = sfumato.protect.cloak
+    monkeypatch.setattr(sfumato.protect, "cloak", lambda *a, **k: calls.append(k) or real(*a, **k))
+    exp = MimicryExperiment(tiny_config(), workdir / "linf8", base, SHARED, text=text, progress=None)
+    record = exp.cloaked("van-gogh", "linf-linf8-sketch", 0)
+    assert len(calls) == 1 and (calls[0]["budget"], calls[0]["intensity"]) == ("linf", "default")
+    assert record["eps_255"] == pytest.approx(8)
+    work = exp.works("van-gogh").images[0]
+    assert (record["image"].int() - work.int()).abs().max() <= 8
+
+
 def test_runs_of_another_workdir_are_merged_into_the_report(
     finished: MimicryExperiment, judge, tmp_path: Path
 ) -> None:
@@ -433,3 +473,16 @@ def test_runs_of_another_workdir_are_merged_into_the_report(
     with pytest.raises(ValueError, match="style"):
         exp.finish(judge[0], merge=[tmp_path / "other.json"])
     exp.finish(judge[0])
+
+
+def test_the_report_says_whose_generator_the_protector_attacked() -> None:
+    from sfumato.lab.mimicry.report import _protector
+
+    victim = tiny_base().to_dict()
+    assert "white-box" in _protector({"base": victim})
+    grey = json.loads(json.dumps(victim))
+    grey["generator"]["width"], grey["training"]["seed"] = 48, 1
+    said = _protector({"base": victim, "surrogate": grey})
+    assert "grey-box" in said and "width 48, seed 1" in said
+    black = {**victim, "encoder": "sd-class-autoencoder"}
+    assert "black-box" in _protector({"base": victim, "surrogate": black})

@@ -682,7 +682,8 @@ def add_lab_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "blend<NN> (visible: NN %% of the target rendering mixed in); "
         "generator-aware (against the surrogate, through training views): advdm-<i>, sds-<i>, "
         "targeted-<i>, aspl-<i>, metacloak-<i>; "
-        "<i>: low, default, high (default: clean, cloak at each intensity, views, linf, auto and "
+        "<i>: low, default, high, or the field's plain budgets linf8, linf16 (8 or 16 levels) "
+        "(default: clean, cloak at each intensity, views, linf, auto and "
         "shares 25/50/75 at default)",
     )
     p.add_argument("--seeds", type=_ints, default=(0, 1, 2))

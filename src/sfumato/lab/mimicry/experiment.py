@@ -36,7 +36,9 @@ Conditions (names, growable like the artists and seeds):
   ``sds-<intensity>`` (minimise it, score-distillation gradient), ``targeted-<intensity>`` (Mist-v2: the
   prediction pulled toward the target style's latents), and, on all of an artist's works together,
   ``aspl-<intensity>`` (Anti-DreamBooth: rounds of surrogate fine-tuning and AdvDM) and
-  ``metacloak-<intensity>`` (a pool of surrogate states).
+  ``metacloak-<intensity>`` (a pool of surrogate states);
+- the field's plain budgets in place of an intensity, ``<kind>-linf8`` and ``<kind>-linf16`` (e.g.
+  ``targeted-linf16``, ``cloak-linf8``): an L-inf bound of 8 or 16 levels, the optimiser as at ``default``.
 
 A work and its cloaked copy give exactly the same views (crops depend on the seed and the work's size
 only), and captions depend on the artist only, so conditions differ by the cloak alone.
@@ -82,6 +84,7 @@ from sfumato.lab.merging import (
 )
 from sfumato.lab.mimicry.settings import (
     CAPTION_TEMPLATES,
+    FIXED_LINF,
     FOLDER_KINDS,
     GENERATOR_OBJECTIVES,
     GROWABLE,
@@ -97,6 +100,7 @@ from sfumato.lab.models.base import latents_for
 from sfumato.lab.models.latent_cache import images_checksum
 from sfumato.lab.models.text_encoder import TextEncoder
 from sfumato.lab.storage import atomic_torch_save, merge_folder_settings
+from sfumato.quality import ssim
 
 SCORE = "score.json"
 Progress = Callable[[str], None]
@@ -261,12 +265,14 @@ class MimicryExperiment:
         mode, intensity, style = variant.split("-", 2)
         if mode in FOLDER_KINDS:
             return self._cloaked_together(artist, variant)[k]
-        budget = "linf" if mode == "linf" else "jnd"
+        budget = "linf" if mode == "linf" or intensity in FIXED_LINF else "jnd"
         work = self.works(artist).images[k]
         started = time.perf_counter()
         eps, target_psnr = None, None
         passes = 1
-        if budget == "linf":
+        if intensity in FIXED_LINF:
+            eps, intensity = FIXED_LINF[intensity] / 255, "default"
+        elif budget == "linf":
             # Equal PSNR: the plain bound that gives this work the PSNR of its visibility-aware copy.
             target_psnr = float(self.cloaked(artist, f"jnd-{intensity}-{style}", k)["psnr"])
             eps = min(0.25, max(1 / 255, 10 ** (-target_psnr / 20)))  # a saturated +-eps has that PSNR
@@ -301,6 +307,9 @@ class MimicryExperiment:
 
         c = self.config
         mode, intensity, style = variant.split("-", 2)
+        budget, eps = "jnd", None
+        if intensity in FIXED_LINF:
+            budget, eps, intensity = "linf", FIXED_LINF[intensity] / 255, "default"
         works = self.works(artist)
         paths = [self.cloak_path(artist, variant, k) for k in range(len(works.images))]
         if not all(p.exists() for p in paths):
@@ -317,6 +326,8 @@ class MimicryExperiment:
                 objective=GENERATOR_OBJECTIVES[mode],
                 prompt=prompt_for_artist(artist),
                 intensity=intensity,
+                budget=budget,
+                eps=eps,
                 seed=stable_seed(artist, variant) % 2**31,
                 views=TrainingViews(size=c.base.size, scale=c.view_scale),
                 checkpoint=checkpoint,
@@ -333,7 +344,7 @@ class MimicryExperiment:
                     "name": works.names[k],
                     "psnr": float(effect["quality"]["psnr_db"]),
                     "target_psnr": None,
-                    "eps_255": None,
+                    "eps_255": None if eps is None else eps * 255,
                     "style": style,
                     "moved": {e: float(v["fraction_moved"]) for e, v in effect["latents"].items()},
                     "seconds": seconds,
@@ -526,9 +537,12 @@ class MimicryExperiment:
             records = [torch.load(p, weights_only=True) for p in paths]
         if records:
             psnr = torch.tensor([r["psnr"] for r in records])
+            works = self.works(artist).images
+            pairs = zip(chosen, records, strict=True)
             out.update(
                 psnr_mean=float(psnr.mean()),
                 psnr_min=float(psnr.min()),
+                ssim_mean=sum(ssim(works[k][None], r["image"][None]) for k, r in pairs) / len(records),
                 moved_mean={
                     e: sum(r["moved"][e] for r in records) / len(records) for e in records[0]["moved"]
                 },
@@ -539,7 +553,8 @@ class MimicryExperiment:
             )
             if records[0]["eps_255"] is not None:
                 out["eps_255_mean"] = sum(float(r["eps_255"]) for r in records) / len(records)
-                out["target_psnr_mean"] = sum(float(r["target_psnr"]) for r in records) / len(records)
+                if records[0]["target_psnr"] is not None:  # equal-PSNR L-inf, not a fixed bound
+                    out["target_psnr_mean"] = sum(float(r["target_psnr"]) for r in records) / len(records)
             out["views_moved"] = self._cached(
                 f"views-moved-{artist}-{cond.name}",
                 {

@@ -18,7 +18,7 @@ from sfumato.lab.mimicry.figures import (
     share_plot,
     works_grid,
 )
-from sfumato.lab.mimicry.settings import mimicry_to_remove, parse_condition
+from sfumato.lab.mimicry.settings import GENERATOR_OBJECTIVES, mimicry_to_remove, parse_condition
 
 
 def _stat(results: dict[str, Any], artist: str, condition: str, setting: str, what: str) -> str:
@@ -70,6 +70,8 @@ def _intro(x: _Context) -> list[str]:
         "`results.json`.",
         "",
     ]
+    if any(parse_condition(c).kind in GENERATOR_OBJECTIVES for c in x.conds):
+        lines += [f"**The protector's generator** (generator-aware conditions): {_protector(s)}.", ""]
     if s.get("countermeasure"):
         lines += [
             f"**Countermeasure:** every work, cloaked or not, went through `{s['countermeasure']}` before "
@@ -78,6 +80,50 @@ def _intro(x: _Context) -> list[str]:
             "",
         ]
     return lines
+
+
+def _protector(s: dict[str, Any]) -> str:
+    """Whose generator the generator-aware cloaks were made against, in the field's words."""
+    victim, surrogate = s["base"], s.get("surrogate")
+    if surrogate is None:
+        return "the victim's own base generator (white-box)"
+    if surrogate.get("encoder") != victim.get("encoder"):
+        return (
+            f"a base generator in another latent space (`{surrogate.get('encoder')}`; the victim's is "
+            f"`{victim.get('encoder')}`): black-box"
+        )
+    width, seed = surrogate["generator"]["width"], surrogate["training"]["seed"]
+    return (
+        f"a base generator trained apart (width {width}, seed {seed}; the victim: width "
+        f"{victim['generator']['width']}, seed {victim['training']['seed']}), never the victim (grey-box)"
+    )
+
+
+def _removed(x: _Context) -> list[str]:
+    """The verdict's table: per artist and protecting condition, the share of the clean mimicry taken
+    away and the PSNR it cost (the goal: >= 90 % at >= 35 dB)."""
+    conds = [c for c in x.conds if parse_condition(c).kind not in ("clean", "share")]
+    if "clean" not in x.conds or not conds:
+        return []
+    lines = [
+        "## Share of the mimicry removed (1 - protected / clean mimicry), with the mean PSNR",
+        "",
+        "| artist | " + " | ".join(conds) + " |",
+        "|---|" + "---:|" * len(conds),
+    ]
+    for a, per in x.results["summary"].items():
+        clean = per.get("clean", {}).get(x.setting, {}).get("mimicry", {}).get("mean")
+        cells = []
+        for c in conds:
+            got = per.get(c, {}).get(x.setting, {}).get("mimicry", {}).get("mean")
+            if got is None or clean is None:
+                cells.append("–")
+            elif not mimicry_to_remove(clean):
+                cells.append("no mimicry")
+            else:
+                cells.append(f"{100 * (1 - got / clean):.0f} % ({_psnr(x.results, a, c)} dB)")
+        lines.append(f"| {a} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def _goal(x: _Context) -> list[str]:
@@ -203,7 +249,8 @@ def _cloaked_works(x: _Context) -> list[str]:
     lines = [
         "## The cloaked works",
         "",
-        "PSNR over the cloaked works; latent movement: fraction of the way to the target's latents "
+        "PSNR and SSIM over the cloaked works (L-inf: the mean bound where the budget is a plain one); "
+        "latent movement: fraction of the way to the target's latents "
         "(attacked encoder) and on other encoders (transfer); moved, training views: the same on the "
         "generator's encoder for 64 px views cut alike from the clean work, its cloaked copy and the "
         "rendered target (how much of the shift survives the crop-and-resize); views judged: the "
@@ -211,13 +258,16 @@ def _cloaked_works(x: _Context) -> list[str]:
         "shows to it; decoded: its votes on the views' latents decoded, i.e. what a generator that learnt "
         "those latents perfectly would draw.",
         "",
-        "| artist | condition | cloaked | PSNR mean (min) | moved | moved, training views | s/work | "
-        "views judged artist / target | decoded views judged artist / target |",
-        "|---|---|---:|---:|---|---:|---:|---:|---:|",
+        "| artist | condition | cloaked | PSNR mean (min) | SSIM | L-inf (/255) | moved | "
+        "moved, training views | s/work | views judged artist / target | "
+        "decoded views judged artist / target |",
+        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     for a, per in x.results["protection"].items():
         for c, p in per.items():
             psnr = f"{p['psnr_mean']:.1f} ({p['psnr_min']:.1f})" if "psnr_mean" in p else "–"
+            ssim = f"{p['ssim_mean']:.3f}" if "ssim_mean" in p else "–"
+            bound = f"{p['eps_255_mean']:.1f}" if "eps_255_mean" in p else "–"
             moved = ", ".join(f"{e} {v:.2f}" for e, v in p.get("moved_mean", {}).items()) or "–"
             secs = f"{p['seconds_per_work']:.1f}" if "seconds_per_work" in p else "–"
             judged, decoded = (
@@ -226,7 +276,8 @@ def _cloaked_works(x: _Context) -> list[str]:
             )
             vm = "–" if "views_moved" not in p else f"{p['views_moved']:.2f}"
             lines.append(
-                f"| {a} | {c} | {p['cloaked']}/{p['works']} | {psnr} | {moved} | {vm} | {secs} | {judged} "
+                f"| {a} | {c} | {p['cloaked']}/{p['works']} | {psnr} | {ssim} | {bound} | {moved} | {vm} "
+                f"| {secs} | {judged} "
                 f"| {decoded} |"
             )
     return [*lines, ""]
@@ -294,6 +345,7 @@ def write_mimicry_report(exp: Any, results: dict[str, Any]) -> None:
     lines = [
         *_intro(x),
         *_goal(x),
+        *_removed(x),
         *_shares_judged(x),
         *_share_cloaked(x, exp),
         *_linf_budget(x),

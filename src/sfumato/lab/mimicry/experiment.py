@@ -84,7 +84,6 @@ from sfumato.lab.merging import (
 )
 from sfumato.lab.mimicry.settings import (
     CAPTION_TEMPLATES,
-    FIXED_LINF,
     FOLDER_KINDS,
     GENERATOR_OBJECTIVES,
     GROWABLE,
@@ -92,6 +91,7 @@ from sfumato.lab.mimicry.settings import (
     Condition,
     MimicryConfig,
     mimicry_to_remove,
+    optimiser_budget,
     parse_condition,
     prompt_for_artist,
 )
@@ -265,14 +265,13 @@ class MimicryExperiment:
         mode, intensity, style = variant.split("-", 2)
         if mode in FOLDER_KINDS:
             return self._cloaked_together(artist, variant)[k]
-        budget = "linf" if mode == "linf" or intensity in FIXED_LINF else "jnd"
+        intensity, eps = optimiser_budget(intensity)
+        budget = "linf" if mode == "linf" or eps is not None else "jnd"
         work = self.works(artist).images[k]
         started = time.perf_counter()
-        eps, target_psnr = None, None
+        target_psnr = None
         passes = 1
-        if intensity in FIXED_LINF:
-            eps, intensity = FIXED_LINF[intensity] / 255, "default"
-        elif budget == "linf":
+        if mode == "linf" and eps is None:  # ``linf-<i>``; ``cloak-linf8`` is ``linf-linf8-<style>``
             # Equal PSNR: the plain bound that gives this work the PSNR of its visibility-aware copy.
             target_psnr = float(self.cloaked(artist, f"jnd-{intensity}-{style}", k)["psnr"])
             eps = min(0.25, max(1 / 255, 10 ** (-target_psnr / 20)))  # a saturated +-eps has that PSNR
@@ -307,9 +306,8 @@ class MimicryExperiment:
 
         c = self.config
         mode, intensity, style = variant.split("-", 2)
-        budget, eps = "jnd", None
-        if intensity in FIXED_LINF:
-            budget, eps, intensity = "linf", FIXED_LINF[intensity] / 255, "default"
+        intensity, eps = optimiser_budget(intensity)
+        budget = "jnd" if eps is None else "linf"
         works = self.works(artist)
         paths = [self.cloak_path(artist, variant, k) for k in range(len(works.images))]
         if not all(p.exists() for p in paths):

@@ -42,6 +42,14 @@ INTENSITIES = ("low", "default", "high")
 #: 8/255 to 16/255; our presets are visibility-aware and aim at >= 35 dB instead).
 FIXED_LINF = {"linf8": 8, "linf16": 16}
 BUDGET_TOKENS = (*INTENSITIES, *FIXED_LINF)
+
+
+def optimiser_budget(token: str) -> tuple[str, float | None]:
+    """A condition's budget token as the optimiser takes it: (intensity, fixed L-inf bound in [0, 1] or
+    None); ``linf16`` is the ``default`` optimiser under a 16-level bound."""
+    return ("default", FIXED_LINF[token] / 255) if token in FIXED_LINF else (token, None)
+
+
 KINDS = (
     "clean",
     "cloak",
